@@ -1,0 +1,194 @@
+// Checkpoint: finds the safetensors files of a Hugging Face folder, opens each (all verified), and
+// cross-checks them against model.safetensors.index.json.
+#include "qmodel/converter/checkpoint.h"
+
+#include <sys/stat.h>
+
+#include <new>
+#include <set>
+
+#include "strict_json.h"
+#include "text_file.h"
+
+namespace qmodel::converter {
+
+namespace {
+
+using nlohmann::json;
+
+enum class PathKind { kMissing, kFile, kDirectory, kOther };
+
+PathKind path_kind(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return PathKind::kMissing;
+  if (S_ISREG(st.st_mode)) return PathKind::kFile;
+  if (S_ISDIR(st.st_mode)) return PathKind::kDirectory;
+  return PathKind::kOther;
+}
+
+std::string join(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return name;
+  return dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+// A shard name from the index must be a plain file name in the same folder (no path traversal).
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\\') == std::string::npos && name.find('\0') == std::string::npos;
+}
+
+struct Index {
+  std::map<std::string, std::string> weight_map;  // tensor -> shard file name
+  std::map<std::string, std::string> metadata;
+};
+
+Result<Index> parse_index(const std::string& path) {
+  QMODEL_ASSIGN_OR_RETURN(std::string text, read_text_file_capped(path, kMaxIndexFileBytes));
+  QMODEL_ASSIGN_OR_RETURN(json root, parse_strict_json(text, path, 0));
+  if (!root.is_object()) return corrupt_file(path, "", -1, std::string("must be a JSON object, got ") + json_type_name(root));
+  Index index;
+  const auto metadata = root.find("metadata");
+  if (metadata != root.end() && !metadata->is_null()) {
+    if (!metadata->is_object()) {
+      return corrupt_file(path, "", -1, std::string("'metadata' must be an object, got ") + json_type_name(*metadata));
+    }
+    for (auto it = metadata->begin(); it != metadata->end(); ++it) {
+      index.metadata[it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+    }
+  }
+  const auto weight_map = root.find("weight_map");
+  if (weight_map == root.end()) return corrupt_file(path, "", -1, "missing key 'weight_map'");
+  if (!weight_map->is_object()) {
+    return corrupt_file(path, "", -1, std::string("'weight_map' must be an object, got ") + json_type_name(*weight_map));
+  }
+  for (auto it = weight_map->begin(); it != weight_map->end(); ++it) {
+    if (!it.value().is_string()) {
+      return corrupt_file(path, it.key(), -1,
+                          std::string("'weight_map' value must be a file name, got ") + json_type_name(it.value()));
+    }
+    const std::string& shard = it.value().get_ref<const std::string&>();
+    if (!is_plain_file_name(shard)) {
+      return corrupt_file(path, it.key(), -1, "shard '" + shard + "' is not a plain file name in the same folder");
+    }
+    index.weight_map[it.key()] = shard;
+  }
+  if (index.weight_map.empty()) return corrupt_file(path, "", -1, "'weight_map' lists no tensors");
+  return index;
+}
+
+}  // namespace
+
+Checkpoint::~Checkpoint() = default;
+
+Status Checkpoint::add_shard(std::unique_ptr<SafetensorsFile> shard) {
+  for (const TensorEntry& entry : shard->tensors()) {
+    const auto [it, inserted] = by_name_.emplace(entry.name, tensors_.size());
+    if (!inserted) {
+      return corrupt_file(shard->path(), entry.name, static_cast<int64_t>(entry.file_offset),
+                          "tensor also appears in '" + tensors_[it->second].file + "'");
+    }
+    tensors_.push_back(entry);
+  }
+  shards_.push_back(std::move(shard));
+  return Status::ok_status();
+}
+
+Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir_or_file) {
+  try {
+    std::unique_ptr<Checkpoint> ckpt(new Checkpoint());
+    const PathKind kind = path_kind(dir_or_file);
+    if (kind == PathKind::kMissing) return Status(StatusCode::kNotFound, dir_or_file + ": no such file or folder");
+    if (kind == PathKind::kOther) return Status(StatusCode::kIoError, dir_or_file + ": not a file or folder");
+
+    if (kind == PathKind::kFile) {
+      const size_t slash = dir_or_file.find_last_of('/');
+      ckpt->dir_ = slash == std::string::npos ? "." : slash == 0 ? "/" : dir_or_file.substr(0, slash);
+      QMODEL_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::open(dir_or_file));
+      ckpt->shard_names_.push_back(slash == std::string::npos ? dir_or_file : dir_or_file.substr(slash + 1));
+      QMODEL_RETURN_IF_ERROR(ckpt->add_shard(std::move(file)));
+      return ckpt;
+    }
+
+    ckpt->dir_ = dir_or_file;
+    const std::string index_path = join(dir_or_file, kIndexFileName);
+    if (path_kind(index_path) == PathKind::kMissing) {
+      const std::string single = join(dir_or_file, kSingleFileName);
+      if (path_kind(single) == PathKind::kMissing) {
+        return Status(StatusCode::kNotFound, dir_or_file + ": has neither " + kSingleFileName + " nor " + kIndexFileName);
+      }
+      QMODEL_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::open(single));
+      ckpt->shard_names_.push_back(kSingleFileName);
+      QMODEL_RETURN_IF_ERROR(ckpt->add_shard(std::move(file)));
+      return ckpt;
+    }
+
+    QMODEL_ASSIGN_OR_RETURN(Index index, parse_index(index_path));
+    ckpt->index_metadata_ = std::move(index.metadata);
+    std::set<std::string> shard_set;  // sorted: model-00001-of-0000N first
+    for (const auto& [tensor, shard] : index.weight_map) {
+      if (shard_set.insert(shard).second && path_kind(join(dir_or_file, shard)) != PathKind::kFile) {
+        return Status(StatusCode::kNotFound, error_location(index_path, tensor, -1) + ": the index names shard '" +
+                                                 shard + "', which does not exist");
+      }
+    }
+    for (const std::string& shard_name : shard_set) {
+      QMODEL_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::open(join(dir_or_file, shard_name)));
+      for (const TensorEntry& entry : file->tensors()) {
+        const auto listed = index.weight_map.find(entry.name);
+        if (const auto seen = ckpt->by_name_.find(entry.name); seen != ckpt->by_name_.end()) {
+          return corrupt_file(file->path(), entry.name, static_cast<int64_t>(entry.file_offset),
+                              "tensor also appears in '" + ckpt->tensors_[seen->second].file + "'");
+        }
+        if (listed == index.weight_map.end()) {
+          return corrupt_file(file->path(), entry.name, static_cast<int64_t>(entry.file_offset),
+                              std::string("tensor is not listed in ") + kIndexFileName);
+        }
+        if (listed->second != shard_name) {
+          return corrupt_file(file->path(), entry.name, static_cast<int64_t>(entry.file_offset),
+                              std::string(kIndexFileName) + " places this tensor in '" + listed->second + "'");
+        }
+      }
+      ckpt->shard_names_.push_back(shard_name);
+      QMODEL_RETURN_IF_ERROR(ckpt->add_shard(std::move(file)));
+    }
+    for (const auto& [tensor, shard] : index.weight_map) {
+      if (ckpt->by_name_.count(tensor) == 0) {
+        return corrupt_file(join(dir_or_file, shard), tensor, -1,
+                            std::string("listed in ") + kIndexFileName + " but not present in this shard");
+      }
+    }
+    return ckpt;
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::kOutOfMemory, dir_or_file + ": out of memory opening the checkpoint");
+  }
+}
+
+const TensorEntry* Checkpoint::find(const std::string& name) const {
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &tensors_[it->second];
+}
+
+std::vector<std::string> Checkpoint::files() const { return shard_names_; }
+
+const SafetensorsFile* Checkpoint::shard(const std::string& file) const {
+  for (size_t i = 0; i < shard_names_.size(); ++i) {
+    if (shard_names_[i] == file) return shards_[i].get();
+  }
+  return nullptr;
+}
+
+uint64_t Checkpoint::total_tensor_bytes() const {
+  uint64_t total = 0;
+  for (const TensorEntry& entry : tensors_) total += entry.bytes.size();
+  return total;
+}
+
+void Checkpoint::release(const TensorEntry& entry) const {
+  if (const SafetensorsFile* file = shard(entry.file)) file->release(entry);
+}
+
+void Checkpoint::prefetch(const TensorEntry& entry) const {
+  if (const SafetensorsFile* file = shard(entry.file)) file->prefetch(entry);
+}
+
+}  // namespace qmodel::converter

@@ -1,0 +1,223 @@
+// The conversion driver: checkpoint -> plan -> per-tensor encode -> streaming writer.
+#include "qmodel/converter/convert.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <future>
+#include <sstream>
+#include <thread>
+
+#include "encode_tensor.h"
+#include "qmodel/converter/checkpoint.h"
+#include "qmodel/converter/hf_config.h"
+#include "qmodel/converter/planner.h"
+#include "qmodel/format/writer.h"
+#include "source_files.h"
+#include "text_file.h"
+#include "thread_pool.h"
+
+#ifndef QMODEL_VERSION_STRING
+#define QMODEL_VERSION_STRING "dev"
+#endif
+
+namespace qmodel::converter {
+namespace {
+
+// tokenizer.json of large vocabularies is 7-11 MB; anything past this is not a side file.
+constexpr uint64_t kMaxSideFileBytes = 64ull << 20;
+
+// Side files embedded verbatim when present (config.json is required and always embedded).
+constexpr const char* kOptionalFiles[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                                          "special_tokens_map.json"};
+
+Status validate_options(const ConvertOptions& o) {
+  if (o.input.empty()) return Status(StatusCode::kInvalidArgument, "no input folder given");
+  if (o.output.empty()) return Status(StatusCode::kInvalidArgument, "no output file given (-o)");
+  if (is_4bit(o.quant) && !is_valid_4bit_block_size(o.block_size)) {
+    return Status(StatusCode::kInvalidArgument, "--blocksize " + std::to_string(o.block_size) +
+                                                    ": must be a power of two from 32 to 4096");
+  }
+  if (o.double_quant && !is_4bit(o.quant)) {
+    return Status(StatusCode::kInvalidArgument, "--double-quant applies to nf4 and fp4 only");
+  }
+  return Status();
+}
+
+std::string canonical_options(const ConvertOptions& o) {
+  std::ostringstream s;
+  s << "quant=" << storage_type_name(o.quant);
+  if (is_4bit(o.quant)) s << " blocksize=" << o.block_size << " double_quant=" << (o.double_quant ? 1 : 0);
+  s << " compute_dtype=" << compute_dtype_name(o.compute_dtype) << " quantize_lm_head=" << (o.quantize_lm_head ? 1 : 0)
+    << " compress=" << (o.compression == format::Compression::kZstd ? "zstd" : "none");
+  for (const std::string& p : o.skip_patterns) s << " skip=" << p;
+  return s.str();
+}
+
+// The roles a tensor's blobs will have, in order (types.h documents them per storage type).
+std::vector<format::BlobRole> blob_roles(StorageType storage, bool double_quant) {
+  using R = format::BlobRole;
+  if (is_4bit(storage)) {
+    return double_quant ? std::vector<R>{R::kData, R::kAbsmaxCodes, R::kNestedAbsmax} : std::vector<R>{R::kData, R::kAbsmax};
+  }
+  if (storage == StorageType::kINT8) return {R::kData, R::kRowScale};
+  return {R::kData};
+}
+
+// The header as it will be, with placeholder numbers: the writer reserves its size up front.
+format::ModelHeader skeleton_header(const Plan& plan, const ConvertOptions& o) {
+  format::ModelHeader h;
+  for (const TensorPlan& p : plan.tensors) {
+    format::TensorInfo t;
+    t.name = p.source->name;
+    t.shape = p.source->shape;
+    t.source_dtype = p.source->dtype;
+    t.storage = p.storage;
+    if (is_4bit(p.storage)) {
+      t.quant.block_size = o.block_size;
+      t.quant.code_table.assign(16, 0.0f);
+      if (o.double_quant) {
+        t.quant.double_quant = true;
+        t.quant.nested_block_size = kNestedBlockSize;
+        t.quant.nested_code_table.assign(kDynamicMapSize, 0.0f);
+      }
+    }
+    for (format::BlobRole role : blob_roles(p.storage, o.double_quant && is_4bit(p.storage))) {
+      format::BlobRef b;
+      b.role = role;
+      t.blobs.push_back(b);
+    }
+    h.tensors.push_back(std::move(t));
+  }
+  return h;
+}
+
+}  // namespace
+
+Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCallback& progress) {
+  const auto t_start = std::chrono::steady_clock::now();
+  QMODEL_RETURN_IF_ERROR(validate_options(options));
+  ConvertSummary summary;
+
+  std::unique_ptr<Checkpoint> checkpoint;
+  QMODEL_ASSIGN_OR_RETURN(checkpoint, Checkpoint::open(options.input));
+  const std::string dir = checkpoint->dir();
+
+  format::ModelHeader header;
+  std::string config_text;
+  Result<std::string> config_file = read_text_file_capped(dir + "/config.json", kMaxSideFileBytes);
+  if (!config_file.ok() && config_file.status().code() == StatusCode::kNotFound) {
+    return Status(StatusCode::kInvalidArgument, dir + ": no config.json (a Hugging Face model folder needs one)");
+  }
+  QMODEL_ASSIGN_OR_RETURN(config_text, std::move(config_file));
+  QMODEL_ASSIGN_OR_RETURN(header.config, parse_model_config(config_text, dir + "/config.json"));
+  header.files.push_back({"config.json", config_text});
+  for (const char* name : kOptionalFiles) {
+    Result<std::string> text = read_text_file_capped(dir + "/" + name, kMaxSideFileBytes);
+    if (!text.ok()) {
+      if (text.status().code() != StatusCode::kNotFound) return text.status();
+      continue;
+    }
+    if (std::string(name) == "generation_config.json") {
+      QMODEL_ASSIGN_OR_RETURN(header.generation, parse_generation_config(text.value(), dir + "/" + name));
+    }
+    header.files.push_back({name, std::move(text).value()});
+  }
+  if (!header.find_file("tokenizer.json")) {
+    summary.warnings.push_back("no tokenizer.json in " + dir + ": the model will run from token ids only");
+  }
+  if (header.generation.eos_token_ids.empty()) header.generation.eos_token_ids = header.config.eos_token_ids;
+
+  Plan plan;
+  QMODEL_ASSIGN_OR_RETURN(plan, plan_tensors(checkpoint->tensors(), header.config, options));
+  for (std::string& w : plan.warnings) summary.warnings.push_back(std::move(w));
+
+  // Every file the conversion read: checkpoint files, the shard index, the embedded side files.
+  std::vector<std::string> source_names = checkpoint->files();
+  if (read_text_file_capped(dir + "/model.safetensors.index.json", kMaxSideFileBytes).ok()) source_names.push_back("model.safetensors.index.json");
+  for (const format::EmbeddedFile& f : header.files) source_names.push_back(f.name);
+
+  // Provenance hashes every source file; run it beside the conversion (the pages are shared).
+  std::future<Result<std::vector<format::SourceFile>>> hashes = std::async(std::launch::async, [&] {
+    std::vector<format::SourceFile> files;
+    for (const std::string& name : source_names) {
+      format::SourceFile f;
+      f.name = name;
+      Result<uint64_t> h = hash_file(dir + "/" + name, &f.size);
+      if (!h.ok()) return Result<std::vector<format::SourceFile>>(h.status());
+      f.xxh3 = h.value();
+      files.push_back(f);
+    }
+    return Result<std::vector<format::SourceFile>>(files);
+  });
+
+  format::ModelHeader skeleton = skeleton_header(plan, options);
+  skeleton.config = header.config;
+  skeleton.generation = header.generation;
+  skeleton.files = header.files;
+  header.quant_settings.quant = options.quant;
+  header.quant_settings.block_size = is_4bit(options.quant) ? options.block_size : 0;
+  header.quant_settings.double_quant = options.double_quant;
+  header.quant_settings.compute_dtype = options.compute_dtype;
+  header.quant_settings.skip_patterns = options.skip_patterns;
+  header.quant_settings.quantize_lm_head = options.quantize_lm_head;
+  header.quant_settings.compression = options.compression;
+  header.provenance.converter = std::string("qconvert ") + QMODEL_VERSION_STRING;
+  header.provenance.options = canonical_options(options);
+  for (const std::string& name : source_names) header.provenance.source_files.push_back({name, 0, 0});
+  skeleton.quant_settings = header.quant_settings;
+  skeleton.provenance = header.provenance;
+
+  format::WriterOptions wopts;
+  wopts.alignment = options.alignment;
+  wopts.compression = options.compression;
+  wopts.overwrite = options.overwrite;
+  std::unique_ptr<format::ModelWriter> writer;
+  QMODEL_ASSIGN_OR_RETURN(writer, format::ModelWriter::create(options.output, wopts, skeleton));
+
+  const unsigned n_threads = options.n_threads ? options.n_threads : std::max(1u, std::thread::hardware_concurrency());
+  ThreadPool pool(n_threads);
+  TensorEncoder encoder(options, pool);
+  ConvertProgress prog;
+  prog.tensors_total = plan.tensors.size();
+  for (const TensorPlan& p : plan.tensors) prog.input_bytes_total += p.source->bytes.size();
+
+  header.tensors = std::move(skeleton.tensors);
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const TensorPlan& p = plan.tensors[i];
+    format::TensorInfo& info = header.tensors[i];
+    prog.current_tensor = &info.name;
+    if (progress) progress(prog);
+    EncodedTensor encoded;
+    QMODEL_ASSIGN_OR_RETURN(encoded, encoder.encode(*p.source, p.storage));
+    info.quant = encoded.quant;
+    QMODEL_ASSERT(encoded.parts.size() == info.blobs.size());
+    for (size_t b = 0; b < encoded.parts.size(); ++b) {
+      QMODEL_ASSERT(encoded.parts[b].role == info.blobs[b].role);
+      Result<format::BlobRef> ref = writer->append_blob(encoded.parts[b].role, encoded.parts[b].bytes);
+      if (!ref.ok()) return ref.status().with_context(options.output + ": tensor '" + info.name + "'");
+      info.blobs[b] = ref.value();
+      summary.data_bytes += ref->stored_size;
+    }
+    checkpoint->release(*p.source);
+    summary.n_params += p.source->n_elems();
+    summary.input_bytes += p.source->bytes.size();
+    if (!is_float_storage(p.storage)) ++summary.n_quantized;
+    prog.input_bytes_done += p.source->bytes.size();
+    ++prog.tensors_done;
+  }
+  prog.current_tensor = nullptr;
+  if (progress) progress(prog);
+
+  QMODEL_ASSIGN_OR_RETURN(header.provenance.source_files, hashes.get());
+  QMODEL_RETURN_IF_ERROR(writer->finish(header));
+
+  struct stat st {};
+  if (::stat(options.output.c_str(), &st) == 0) summary.output_bytes = static_cast<uint64_t>(st.st_size);
+  summary.n_tensors = plan.tensors.size();
+  summary.bits_per_param = summary.n_params ? 8.0 * static_cast<double>(summary.data_bytes) / static_cast<double>(summary.n_params) : 0.0;
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  return summary;
+}
+
+}  // namespace qmodel::converter

@@ -1,0 +1,47 @@
+// The only way to get at a .qmodel: open() maps the file and verifies everything before returning
+// (preamble, version, header bounds and checksum, FlatBuffers verifier, then every semantic rule:
+// enums, shapes, checked size arithmetic, alignment, blobs inside the data section, no overlap,
+// unique names). There is no unverified access path.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "qmodel/format/span.h"
+#include "qmodel/format/status.h"
+#include "qmodel/format/types.h"
+
+namespace qmodel::format {
+
+struct OpenOptions {
+  bool verify_checksums = false;  // also hash every blob (reads the whole file)
+};
+
+class ModelFile {
+ public:
+  // Errors name the file, the tensor and the byte offset of the first broken rule.
+  static Result<std::unique_ptr<ModelFile>> open(const std::string& path,
+                                                 const OpenOptions& options = {});
+  // Same checks over bytes already in memory (tests, fuzzing). `bytes` must outlive the result.
+  static Result<std::unique_ptr<ModelFile>> open_memory(const std::string& name, ByteSpan bytes,
+                                                        const OpenOptions& options = {});
+  ~ModelFile();
+
+  const std::string& path() const;
+  const ModelHeader& header() const;
+  ByteSpan file_bytes() const;  // the whole mapping
+
+  // The raw (decompressed) bytes of a blob of this file: a view into the mapping when stored
+  // uncompressed; otherwise decompressed once and kept for the ModelFile's lifetime. Thread-safe.
+  Result<ByteSpan> blob_bytes(const BlobRef& blob) const;
+  // Hashes every blob and compares with the stored XXH3-64; the error names the tensor.
+  Status verify_checksums() const;
+
+ private:
+  struct Impl;
+  explicit ModelFile(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qmodel::format

@@ -1,0 +1,150 @@
+// ModelFile: a verified .qmodel, mapped or in caller memory (see reader.h). Construction goes through
+// verify_model() only, so there is no unverified path to a header.
+#include "qmodel/format/reader.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "codec.h"
+#include "mapped_file.h"
+#include "verify.h"
+
+namespace qmodel::format {
+
+struct ModelFile::Impl {
+  struct BlobEntry {
+    uint64_t offset;
+    const TensorInfo* tensor;
+    const BlobRef* blob;
+  };
+
+  std::string path;
+  MappedFile mapping;  // empty for open_memory()
+  ByteSpan bytes;
+  ModelHeader header;
+  std::vector<BlobEntry> blobs;  // every blob, sorted by offset (verified not to overlap)
+
+  mutable std::mutex mutex;
+  mutable std::map<uint64_t, std::vector<uint8_t>> decompressed;  // by blob offset
+
+  void index_blobs() {
+    for (const TensorInfo& t : header.tensors) {
+      for (const BlobRef& b : t.blobs) blobs.push_back({b.offset, &t, &b});
+    }
+    std::sort(blobs.begin(), blobs.end(), [](const BlobEntry& a, const BlobEntry& b) { return a.offset < b.offset; });
+  }
+
+  // The entry for a BlobRef of this file, or nullptr for anything else.
+  const BlobEntry* find(const BlobRef& ref) const {
+    auto it = std::lower_bound(blobs.begin(), blobs.end(), ref.offset,
+                               [](const BlobEntry& e, uint64_t offset) { return e.offset < offset; });
+    if (it == blobs.end() || it->offset != ref.offset) return nullptr;
+    const BlobRef& b = *it->blob;
+    const bool same = b.stored_size == ref.stored_size && b.raw_size == ref.raw_size &&
+                      b.compression == ref.compression && b.role == ref.role;
+    return same ? &*it : nullptr;
+  }
+
+  // Runs the verification pipeline over `bytes`; the header exists only if it passes.
+  Status verify(const OpenOptions& options) {
+    QMODEL_ASSIGN_OR_RETURN(header, verify_model(path, bytes));
+    index_blobs();
+    return options.verify_checksums ? checksum_all() : Status();
+  }
+
+  Status checksum_all() const {
+    for (const TensorInfo& t : header.tensors) {
+      for (const BlobRef& b : t.blobs) {
+        const uint64_t actual =
+            xxh3_64(bytes.subspan(static_cast<size_t>(b.offset), static_cast<size_t>(b.stored_size)));
+        if (actual != b.xxh3) {
+          return Status(StatusCode::kChecksumMismatch,
+                        error_location(path, t.name, static_cast<int64_t>(b.offset)) +
+                            ": blob checksum mismatch (stored " + std::to_string(b.xxh3) + ", computed " +
+                            std::to_string(actual) + ")");
+        }
+      }
+    }
+    return Status();
+  }
+};
+
+namespace {
+
+Status out_of_memory(const std::string& path, const std::string& what) {
+  return Status(StatusCode::kOutOfMemory, path + ": out of memory " + what);
+}
+
+}  // namespace
+
+ModelFile::ModelFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ModelFile::~ModelFile() = default;
+
+Result<std::unique_ptr<ModelFile>> ModelFile::open(const std::string& path, const OpenOptions& options) {
+  try {
+    auto impl = std::make_unique<Impl>();
+    impl->path = path;
+    QMODEL_ASSIGN_OR_RETURN(impl->mapping, MappedFile::open(path));
+    impl->bytes = impl->mapping.bytes();
+    QMODEL_RETURN_IF_ERROR(impl->verify(options));
+    return std::unique_ptr<ModelFile>(new ModelFile(std::move(impl)));
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(path, "while opening");
+  }
+}
+
+Result<std::unique_ptr<ModelFile>> ModelFile::open_memory(const std::string& name, ByteSpan bytes,
+                                                          const OpenOptions& options) {
+  try {
+    auto impl = std::make_unique<Impl>();
+    impl->path = name;
+    impl->bytes = bytes;
+    QMODEL_RETURN_IF_ERROR(impl->verify(options));
+    return std::unique_ptr<ModelFile>(new ModelFile(std::move(impl)));
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(name, "while opening");
+  }
+}
+
+const std::string& ModelFile::path() const { return impl_->path; }
+const ModelHeader& ModelFile::header() const { return impl_->header; }
+ByteSpan ModelFile::file_bytes() const { return impl_->bytes; }
+
+Result<ByteSpan> ModelFile::blob_bytes(const BlobRef& blob) const {
+  const Impl::BlobEntry* entry = impl_->find(blob);
+  if (entry == nullptr) {
+    return Status(StatusCode::kInvalidArgument, error_location(impl_->path, "", static_cast<int64_t>(blob.offset & INT64_MAX)) +
+                                                    ": not a blob of this file");
+  }
+  const BlobRef& b = *entry->blob;
+  const ByteSpan stored = impl_->bytes.subspan(static_cast<size_t>(b.offset), static_cast<size_t>(b.stored_size));
+  if (b.compression == Compression::kNone) return stored;
+
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  auto it = impl_->decompressed.find(b.offset);
+  if (it != impl_->decompressed.end()) return ByteSpan(it->second.data(), it->second.size());
+  try {
+    std::vector<uint8_t> raw(static_cast<size_t>(b.raw_size));
+    const Status st = zstd_decompress_exact(stored, b.raw_size, raw.data());
+    if (!st.ok()) {
+      return corrupt_file(impl_->path, entry->tensor->name, static_cast<int64_t>(b.offset), "compressed blob: " + st.message());
+    }
+    it = impl_->decompressed.emplace(b.offset, std::move(raw)).first;
+    return ByteSpan(it->second.data(), it->second.size());
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(impl_->path, "decompressing the blob of tensor '" + entry->tensor->name + "'");
+  }
+}
+
+Status ModelFile::verify_checksums() const {
+  try {
+    return impl_->checksum_all();
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(impl_->path, "while verifying checksums");
+  }
+}
+
+}  // namespace qmodel::format

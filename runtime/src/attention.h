@@ -1,0 +1,28 @@
+// Causal grouped-query attention over the KV cache (CPU, fp32), as HF eager attention:
+// scores = q·k * 1/sqrt(head_dim), softmax in fp32, out = sum p·v. Query head h reads KV head
+// h / (n_heads / n_kv_heads) (repeat_kv).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace qmodel::runtime {
+
+class ThreadPool;
+
+struct AttentionShape {
+  size_t n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  size_t sliding_window = 0;  // 0 = none; else a query at p sees keys at p - window < j <= p
+};
+
+// q: [m, n_heads * head_dim], token t at position start + t (RoPE already applied).
+// k_cache, v_cache: [>= start + m, n_kv_heads * head_dim], positions 0 .. start + m - 1 filled.
+// scores: pool.size() * (start + m) floats of workspace. out: [m, n_heads * head_dim].
+void attention_cpu(ThreadPool& pool, const AttentionShape& shape, const float* q, size_t m, size_t start,
+                   const float* k_cache, const float* v_cache, float* scores, float* out);
+
+// One (token, head) of the above, single-threaded: the unit the pool schedules.
+void attention_head(const AttentionShape& shape, const float* q_head, size_t pos, const float* k_cache,
+                    const float* v_cache, size_t kv_head, float* scores, float* out_head);
+
+}  // namespace qmodel::runtime

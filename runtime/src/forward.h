@@ -1,0 +1,55 @@
+// The Llama-family forward pass on the CPU backend, fp32 activations: embedding row lookup,
+// per layer RMSNorm -> q/k/v (+bias) -> RoPE -> GQA attention over the KV cache -> o_proj ->
+// residual -> RMSNorm -> SwiGLU MLP -> residual; final norm; lm_head. Every Linear reads its
+// stored weight through kernels::matmul_ref. Owns the KV cache and the workspace.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "qmodel/format/status.h"
+#include "qmodel/format/types.h"
+#include "weights.h"
+
+namespace qmodel::runtime {
+
+class ThreadPool;
+
+class CpuForward {
+ public:
+  // max_chunk = most tokens per run() (prefill chunk). `weights` and `pool` must outlive this.
+  // kOutOfMemory when the cache or workspace cannot be allocated; rope errors as rope_inv_freq.
+  static Result<std::unique_ptr<CpuForward>> create(const format::ModelConfig& config, const ModelWeights& weights,
+                                                    ThreadPool& pool, size_t max_context, size_t max_chunk);
+
+  // Runs ids[0..m) at positions [start, start + m) (m <= max_chunk, start + m <= max_context; the
+  // caller checks ids are < vocab). Writes their K/V into the cache and the logits of the last
+  // token ([vocab]) or, with all_logits, of every token ([m, vocab]) to `logits`.
+  void run(const int32_t* ids, size_t m, size_t start, bool all_logits, float* logits);
+
+  size_t max_context() const { return max_context_; }
+  size_t max_chunk() const { return max_chunk_; }
+  uint64_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+  uint64_t scratch_bytes() const;
+
+ private:
+  CpuForward(const format::ModelConfig& config, const ModelWeights& weights, ThreadPool& pool)
+      : config_(config), weights_(weights), pool_(pool) {}
+  void attention_block(size_t layer, size_t m, size_t start);
+  void mlp_block(size_t layer, size_t m);
+
+  format::ModelConfig config_;
+  const ModelWeights& weights_;
+  ThreadPool& pool_;
+  size_t max_context_ = 0, max_chunk_ = 0, q_dim_ = 0, kv_dim_ = 0;
+  std::vector<float> inv_freq_;
+  std::vector<float> k_cache_, v_cache_;   // [n_layers, max_context, kv_dim]
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;  // [max_chunk, ...]
+  std::vector<float> cos_, sin_;           // [max_chunk, head_dim / 2]
+  std::vector<float> scores_;              // [pool threads, max_context]
+  std::vector<float> vec_a_, vec_b_;       // 1-D weights not stored as F32, dequantized per use
+};
+
+}  // namespace qmodel::runtime

@@ -1,0 +1,143 @@
+// Model::open on tiny files written with ModelWriter: every storage type binds, and each way a
+// file can fail to fit the graph is a specific error naming the tensor or the setting.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "qmodel/runtime/model.h"
+#include "support/temp_dir.h"
+#include "test_model_fixture.h"
+
+namespace qmodel::runtime {
+namespace {
+
+using testing::TempDir;
+using testing::TinyModelSpec;
+
+Result<std::unique_ptr<Model>> write_and_open(const TempDir& dir, const TinyModelSpec& spec, ModelOptions options = {}) {
+  const std::string path = dir.file("tiny.qmodel");
+  Status written = testing::write_tiny_model(path, spec);
+  EXPECT_TRUE(written.ok()) << written.to_string();
+  return Model::open(path, options);
+}
+
+TEST(Model, OpensEveryStorageType) {
+  TempDir dir;
+  struct Case { StorageType storage; bool dq; };
+  for (Case c : {Case{StorageType::kF32, false}, Case{StorageType::kNF4, false}, Case{StorageType::kNF4, true},
+                 Case{StorageType::kFP4, false}, Case{StorageType::kFP4, true}, Case{StorageType::kINT8, false}}) {
+    TinyModelSpec spec;
+    spec.linear_storage = c.storage;
+    spec.double_quant = c.dq;
+    auto model = write_and_open(dir, spec);
+    ASSERT_TRUE(model.ok()) << model.status().to_string();
+    EXPECT_EQ((*model)->config().n_layers, 2u);
+    EXPECT_GT((*model)->weight_bytes(), 0u);
+    EXPECT_EQ((*model)->default_stop_ids(), std::vector<int32_t>{2});
+  }
+}
+
+TEST(Model, WithoutTokenizerTextPromptsAreAClearError) {
+  TempDir dir;
+  auto model = write_and_open(dir, TinyModelSpec{});
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  EXPECT_EQ((*model)->tokenizer(), nullptr);
+  auto ids = (*model)->encode("hello");
+  ASSERT_FALSE(ids.ok());
+  EXPECT_EQ(ids.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(ids.status().message().find("tokenizer.json"), std::string::npos) << ids.status().message();
+}
+
+TEST(Model, MissingTensorIsNamed) {
+  TempDir dir;
+  for (const std::string name : {"model.layers.1.mlp.down_proj.weight", "model.norm.weight", "model.embed_tokens.weight",
+                                 "model.layers.0.post_attention_layernorm.weight"}) {
+    TinyModelSpec spec;
+    spec.drop = {name};
+    auto model = write_and_open(dir, spec);
+    ASSERT_FALSE(model.ok()) << name;
+    EXPECT_EQ(model.status().code(), StatusCode::kNotFound) << model.status().to_string();
+    EXPECT_NE(model.status().message().find("'" + name + "'"), std::string::npos) << model.status().message();
+  }
+}
+
+TEST(Model, Qwen2NeedsQkvBiases) {
+  TempDir dir;
+  TinyModelSpec spec;
+  spec.architecture = "Qwen2ForCausalLM";
+  ASSERT_TRUE(write_and_open(dir, spec).ok());
+  spec.drop = {"model.layers.0.self_attn.k_proj.bias"};
+  auto model = write_and_open(dir, spec);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(model.status().message().find("model.layers.0.self_attn.k_proj.bias"), std::string::npos);
+}
+
+TEST(Model, UntiedModelNeedsLmHead) {
+  TempDir dir;
+  TinyModelSpec spec;
+  spec.tied = false;
+  ASSERT_TRUE(write_and_open(dir, spec).ok());
+  spec.drop = {"lm_head.weight"};
+  auto model = write_and_open(dir, spec);
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("lm_head.weight"), std::string::npos) << model.status().message();
+}
+
+TEST(Model, WrongShapeIsNamed) {
+  TempDir dir;
+  TinyModelSpec spec;
+  spec.reshape = "model.layers.0.self_attn.k_proj.weight";
+  auto model = write_and_open(dir, spec);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kCorruptFile);
+  EXPECT_NE(model.status().message().find(spec.reshape), std::string::npos) << model.status().message();
+  EXPECT_NE(model.status().message().find("expected [8, 16]"), std::string::npos) << model.status().message();
+}
+
+TEST(Model, UnsupportedArchitectureIsNamed) {
+  TempDir dir;
+  TinyModelSpec spec;
+  spec.architecture = "GPTNeoXForCausalLM";
+  auto model = write_and_open(dir, spec);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(model.status().message().find("GPTNeoXForCausalLM"), std::string::npos);
+}
+
+TEST(Model, CudaIsNotAvailableYet) {
+  TempDir dir;
+  ModelOptions options;
+  options.device = Device::kCuda;
+  auto model = write_and_open(dir, TinyModelSpec{}, options);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(model.status().message().find("CUDA backend not available yet"), std::string::npos);
+}
+
+TEST(Model, MissingFileIsAnError) {
+  auto model = Model::open("/nonexistent/dir/model.qmodel");
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("/nonexistent/dir/model.qmodel"), std::string::npos);
+}
+
+TEST(Model, LoadsTheEmbeddedTokenizer) {
+  QMODEL_REQUIRE_ASSETS(assets);
+  std::ifstream in(assets + "/stories260K/f32/tokenizer.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  TempDir dir;
+  TinyModelSpec spec;
+  spec.vocab_size = 512;
+  spec.tokenizer_json = text.str();
+  auto model = write_and_open(dir, spec);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  ASSERT_NE((*model)->tokenizer(), nullptr);
+  auto ids = (*model)->encode("Once upon a time", true);
+  ASSERT_TRUE(ids.ok()) << ids.status().to_string();
+  EXPECT_EQ((*ids)[0], 1);  // BOS from the post-processor
+}
+
+}  // namespace
+}  // namespace qmodel::runtime

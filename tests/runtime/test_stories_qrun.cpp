@@ -1,0 +1,109 @@
+// qrun, the command-line runner, on stories260K and on a tiny model without a tokenizer:
+// streamed text, --prompt-ids, --print-ids, --dump-logits (.npy checked byte by byte), exit codes.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "support/run_tool.h"
+#include "test_model_fixture.h"
+#include "test_stories_helpers.h"
+
+namespace qmodel::runtime {
+namespace {
+
+using testing::run_tool;
+using testing::TempDir;
+
+std::string ids_text(const std::vector<int32_t>& ids, size_t first = 0) {
+  std::string s;
+  for (size_t i = first; i < ids.size(); ++i) s += (i > first ? " " : "") + std::to_string(ids[i]);
+  return s;
+}
+
+TEST(Qrun, GreedyTextFromThePromptWithStats) {
+  QMODEL_REQUIRE_ASSETS(assets);
+  const auto& ref = testing::stories_reference(assets);
+  auto path = testing::converted_stories(assets, "f32", StorageType::kF32);
+  ASSERT_TRUE(path.ok()) << path.status().to_string();
+  TempDir dir;
+  // BOS alone as ids: the reference greedy continuation, 40 tokens of it.
+  auto r = run_tool("qrun", "'" + *path + "' --prompt-ids 1 --max-new-tokens 40 --temperature 0 --print-ids", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<int32_t> want(ref.greedy_ids.begin() + 1, ref.greedy_ids.begin() + 41);
+  EXPECT_NE(r.out.find(ids_text(want)), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.rfind(ref.greedy_text.substr(0, 60), 0), 0u) << r.out;
+  EXPECT_NE(r.err.find("Time for inference: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" tokens/sec"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Memory used: "), std::string::npos) << r.err;
+  // A text prompt goes through the embedded tokenizer.
+  r = run_tool("qrun", "'" + *path + "' --prompt 'Once upon a time' --max-new-tokens 8", dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(r.out.size(), 8u);
+}
+
+TEST(Qrun, DumpLogitsWritesNpyOfEveryPromptPosition) {
+  QMODEL_REQUIRE_ASSETS(assets);
+  const auto& ref = testing::stories_reference(assets);
+  auto path = testing::converted_stories(assets, "f32", StorageType::kF32);
+  ASSERT_TRUE(path.ok()) << path.status().to_string();
+  TempDir dir;
+  const std::string npy = dir.file("logits.npy");
+  auto r = run_tool("qrun", "'" + *path + "' --prompt-ids '" + ids_text(ref.input_ids) +
+                                "' --max-new-tokens 1 --dump-logits '" + npy + "'", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string bytes = testing::read_all(npy);
+  ASSERT_GT(bytes.size(), 10u);
+  EXPECT_EQ(bytes.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
+  const size_t header_len = static_cast<uint8_t>(bytes[8]) | (static_cast<uint8_t>(bytes[9]) << 8);
+  EXPECT_EQ((10 + header_len) % 64, 0u);
+  const std::string header = bytes.substr(10, header_len);
+  EXPECT_NE(header.find("'descr': '<f4'"), std::string::npos) << header;
+  EXPECT_NE(header.find("'fortran_order': False"), std::string::npos) << header;
+  EXPECT_NE(header.find("'shape': (16, 512)"), std::string::npos) << header;
+  EXPECT_EQ(header.back(), '\n');
+  ASSERT_EQ(bytes.size(), 10 + header_len + 16 * 512 * 4);
+  std::vector<float> logits(16 * 512);
+  std::memcpy(logits.data(), bytes.data() + 10 + header_len, logits.size() * 4);
+  EXPECT_LT(testing::compare_logits(logits, ref.logits, ref.vocab).max_abs, 1e-3);
+}
+
+TEST(Qrun, ModelWithoutTokenizerRunsFromIds) {
+  TempDir dir;
+  const std::string path = dir.file("tiny.qmodel");
+  ASSERT_TRUE(testing::write_tiny_model(path, testing::TinyModelSpec{}).ok());
+  auto r = run_tool("qrun", "'" + path + "' --prompt-ids '1 5 7' --max-new-tokens 5", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int n = 0, id;
+  const char* p = r.out.c_str();
+  int used = 0;
+  while (std::sscanf(p, "%d%n", &id, &used) == 1) ++n, p += used;
+  EXPECT_GE(n, 1);  // stops early only at EOS
+  EXPECT_LE(n, 5);
+  r = run_tool("qrun", "'" + path + "' --prompt 'hello'", dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("tokenizer.json"), std::string::npos) << r.err;
+}
+
+TEST(Qrun, ErrorsAndUsage) {
+  TempDir dir;
+  const std::string path = dir.file("tiny.qmodel");
+  ASSERT_TRUE(testing::write_tiny_model(path, testing::TinyModelSpec{}).ok());
+  auto r = run_tool("qrun", "'" + path + "' --prompt-ids 1 --device cuda", dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("CUDA backend not available yet"), std::string::npos) << r.err;
+  r = run_tool("qrun", "'" + path + "'", dir.path());  // no prompt
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_tool("qrun", "'" + path + "' --prompt-ids 1 --device tpu", dir.path());
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_tool("qrun", "'" + path + "' --prompt-ids '1 x'", dir.path());
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_tool("qrun", "'" + path + "' --prompt-ids 99", dir.path());  // outside the vocabulary
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("outside the vocabulary"), std::string::npos) << r.err;
+  r = run_tool("qrun", "'" + dir.file("missing.qmodel") + "' --prompt-ids 1", dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("missing.qmodel"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace qmodel::runtime

@@ -1,0 +1,189 @@
+// qrun: run a .qmodel — prompt (text or ids) in, streamed text out, then LitGPT-style timing and
+// memory lines on stderr. Exit codes: 0 ok, 1 error (message on stderr), 2 usage.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "qmodel/runtime/model.h"
+#include "qmodel/runtime/npy.h"
+#include "qmodel/runtime/session.h"
+
+namespace {
+
+using qmodel::Status;
+namespace rt = qmodel::runtime;
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+constexpr double kBytesPerGB = 1e9;
+
+struct Args {
+  std::string model_path, prompt, prompt_ids, dump_logits, device = "cpu", compute_dtype;
+  uint32_t max_new_tokens = 128;
+  float temperature = -1.0f;  // unset: the file's generation defaults, else greedy
+  int32_t top_k = -1;
+  float top_p = -1.0f;
+  uint64_t seed = 0;
+  unsigned threads = 0;
+  bool print_ids = false;
+};
+
+int fail(const Status& status) {
+  std::fprintf(stderr, "qrun: error: %s\n", status.to_string().c_str());
+  return kExitError;
+}
+
+// "1 17 250" (spaces or commas) -> ids; kInvalidArgument on anything else.
+qmodel::Result<std::vector<int32_t>> parse_ids(const std::string& text) {
+  std::string s = text;
+  for (char& c : s) c = (c == ',') ? ' ' : c;
+  std::istringstream in(s);
+  std::vector<int32_t> ids;
+  std::string word;
+  while (in >> word) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != word.size() || v < 0 || v > INT32_MAX) {
+      return Status(qmodel::StatusCode::kInvalidArgument, "--prompt-ids: '" + word + "' is not a token id");
+    }
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  if (ids.empty()) return Status(qmodel::StatusCode::kInvalidArgument, "--prompt-ids: no ids given");
+  return ids;
+}
+
+// Command-line sampling overrides on top of the file's generation defaults (greedy without them).
+rt::SamplingOptions sampling_options(const Args& a, const rt::Model& model) {
+  rt::SamplingOptions s;
+  const qmodel::format::GenerationDefaults& g = model.generation_defaults();
+  if (g.do_sample) {
+    s.temperature = g.temperature;
+    s.top_k = g.top_k;
+    s.top_p = g.top_p;
+  }
+  if (a.temperature >= 0.0f) s.temperature = a.temperature;
+  if (a.top_k >= 0) s.top_k = a.top_k;
+  if (a.top_p >= 0.0f) s.top_p = a.top_p;
+  s.seed = a.seed;
+  return s;
+}
+
+int run(const Args& a) {
+  std::vector<int32_t> ids_from_args;
+  if (!a.prompt_ids.empty()) {
+    auto ids = parse_ids(a.prompt_ids);
+    if (!ids.ok()) {
+      std::fprintf(stderr, "qrun: %s\n", ids.status().message().c_str());
+      return kExitUsage;
+    }
+    ids_from_args = std::move(ids).value();
+  }
+  rt::ModelOptions model_options;
+  model_options.device = a.device == "cuda" ? rt::Device::kCuda : rt::Device::kCpu;
+  model_options.n_threads = a.threads;
+  if (a.compute_dtype == "bf16") model_options.compute_dtype = qmodel::ComputeDType::kBF16;
+  if (a.compute_dtype == "f16") model_options.compute_dtype = qmodel::ComputeDType::kF16;
+  if (a.compute_dtype == "f32") model_options.compute_dtype = qmodel::ComputeDType::kF32;
+  auto model = rt::Model::open(a.model_path, model_options);
+  if (!model.ok()) return fail(model.status());
+  std::fprintf(stderr, "Time to load model: %.2f seconds.\n", (*model)->load_seconds());
+  if (model_options.compute_dtype && *model_options.compute_dtype != qmodel::ComputeDType::kF32) {
+    std::fprintf(stderr, "note: the CPU backend computes in fp32; --compute-dtype %s applies to CUDA only\n",
+                 a.compute_dtype.c_str());
+  }
+
+  std::vector<int32_t> prompt = ids_from_args;
+  if (prompt.empty()) {
+    auto ids = (*model)->encode(a.prompt, /*add_special=*/true);
+    if (!ids.ok()) return fail(ids.status());
+    prompt = std::move(ids).value();
+    if (prompt.empty()) return fail(Status(qmodel::StatusCode::kInvalidArgument, "the prompt encodes to no tokens"));
+  }
+
+  rt::SessionOptions session_options;
+  session_options.max_context = static_cast<uint32_t>(prompt.size() + a.max_new_tokens);
+  auto session = rt::Session::create(**model, session_options);
+  if (!session.ok()) return fail(session.status());
+
+  const bool has_tokenizer = (*model)->tokenizer() != nullptr;
+  rt::GenerateOptions gen;
+  gen.max_new_tokens = a.max_new_tokens;
+  gen.sampling = sampling_options(a, **model);
+  Status dump_status;
+  if (!a.dump_logits.empty()) {
+    gen.on_prompt_logits = [&](qmodel::Span<const float> logits, size_t rows, size_t vocab) {
+      dump_status = rt::write_npy_f32(a.dump_logits, logits.data(), rows, vocab);
+    };
+  }
+  gen.on_token = [&](int32_t id, const std::string& piece) {
+    if (has_tokenizer) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+    } else if (id >= 0) {
+      std::printf("%d ", id);
+    }
+    std::fflush(stdout);
+    return false;
+  };
+  auto result = (*session)->generate(prompt, gen);
+  if (!result.ok()) return fail(result.status());
+  std::printf("\n");
+  if (a.print_ids && has_tokenizer) {
+    for (size_t i = 0; i < result->ids.size(); ++i) std::printf("%s%d", i ? " " : "", result->ids[i]);
+    std::printf("\n");
+  }
+  std::fflush(stdout);
+  if (!dump_status.ok()) return fail(dump_status);
+
+  const rt::Stats stats = (*session)->stats();
+  const size_t n_new = result->ids.size();
+  std::fprintf(stderr, "Time for inference: %.2f sec total, %.2f tokens/sec\n", result->seconds,
+               result->seconds > 0 ? n_new / result->seconds : 0.0);
+  std::fprintf(stderr, "Memory used: %.2f GB\n", stats.process_peak_resident_bytes / kBytesPerGB);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"qrun: generate text with a .qmodel file (CPU backend computes in fp32)"};
+  Args a;
+  app.add_option("model", a.model_path, "the .qmodel file")->required();
+  auto* prompt = app.add_option("--prompt", a.prompt, "prompt text (needs the embedded tokenizer)");
+  auto* prompt_ids = app.add_option("--prompt-ids", a.prompt_ids, "prompt as token ids, e.g. \"1 17 250\"");
+  prompt->excludes(prompt_ids);
+  app.add_option("--max-new-tokens", a.max_new_tokens, "tokens to generate")->capture_default_str();
+  app.add_option("--temperature", a.temperature, "0 = greedy (default: the file's generation defaults, else greedy)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--top-k", a.top_k, "keep the k most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
+  app.add_option("--top-p", a.top_p, "nucleus sampling threshold in (0, 1]")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--seed", a.seed, "random seed")->capture_default_str();
+  app.add_option("--device", a.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--compute-dtype", a.compute_dtype, "bf16, f16 or f32 (CUDA only; the CPU computes in fp32)")
+      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  app.add_option("--threads", a.threads, "worker threads (0 = all cores)");
+  app.add_flag("--print-ids", a.print_ids, "also print the generated token ids");
+  app.add_option("--dump-logits", a.dump_logits, "write the logits of every prompt position to FILE.npy");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+  if (a.prompt.empty() && a.prompt_ids.empty()) {
+    std::fprintf(stderr, "qrun: one of --prompt or --prompt-ids is required\n");
+    return kExitUsage;
+  }
+  if (a.top_p == 0.0f) {
+    std::fprintf(stderr, "qrun: --top-p must be in (0, 1]\n");
+    return kExitUsage;
+  }
+  return run(a);
+}
