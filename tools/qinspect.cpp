@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
   } else {
     print_summary(model);
   }
+  std::fflush(stdout);  // keep the table ahead of the verify line when both go to one file
   if (verify) {
     qmodel::Status st = model.verify_checksums();
     if (!st.ok()) {

@@ -2,6 +2,7 @@
 #include "qmodel/converter/convert.h"
 
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include <chrono>
 #include <future>
@@ -13,7 +14,6 @@
 #include "qmodel/converter/hf_config.h"
 #include "qmodel/converter/planner.h"
 #include "qmodel/format/writer.h"
-#include "source_files.h"
 #include "text_file.h"
 #include "thread_pool.h"
 
@@ -43,6 +43,8 @@ Status validate_options(const ConvertOptions& o) {
   }
   return Status();
 }
+
+ByteSpan as_span(const std::string& s) { return ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size()); }
 
 std::string canonical_options(const ConvertOptions& o) {
   std::ostringstream s;
@@ -132,23 +134,17 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
   QMODEL_ASSIGN_OR_RETURN(plan, plan_tensors(checkpoint->tensors(), header.config, options));
   for (std::string& w : plan.warnings) summary.warnings.push_back(std::move(w));
 
-  // Every file the conversion read: checkpoint files, the shard index, the embedded side files.
-  std::vector<std::string> source_names = checkpoint->files();
-  if (read_text_file_capped(dir + "/model.safetensors.index.json", kMaxSideFileBytes).ok()) source_names.push_back("model.safetensors.index.json");
-  for (const format::EmbeddedFile& f : header.files) source_names.push_back(f.name);
-
-  // Provenance hashes every source file; run it beside the conversion (the pages are shared).
-  std::future<Result<std::vector<format::SourceFile>>> hashes = std::async(std::launch::async, [&] {
+  // Every file the conversion read: checkpoint files, the shard index, the embedded side files,
+  // hashed from memory (the mappings and the texts already read) beside the conversion.
+  std::vector<std::pair<std::string, ByteSpan>> sources;
+  for (const std::string& name : checkpoint->files()) sources.emplace_back(name, checkpoint->shard(name)->file_bytes());
+  Result<std::string> index_text = read_text_file_capped(dir + "/model.safetensors.index.json", kMaxSideFileBytes);
+  if (index_text.ok()) sources.emplace_back("model.safetensors.index.json", as_span(index_text.value()));
+  for (const format::EmbeddedFile& f : header.files) sources.emplace_back(f.name, as_span(f.contents));
+  std::future<std::vector<format::SourceFile>> hashes = std::async(std::launch::async, [&sources] {
     std::vector<format::SourceFile> files;
-    for (const std::string& name : source_names) {
-      format::SourceFile f;
-      f.name = name;
-      Result<uint64_t> h = hash_file(dir + "/" + name, &f.size);
-      if (!h.ok()) return Result<std::vector<format::SourceFile>>(h.status());
-      f.xxh3 = h.value();
-      files.push_back(f);
-    }
-    return Result<std::vector<format::SourceFile>>(files);
+    for (const auto& [name, bytes] : sources) files.push_back({name, bytes.size(), XXH3_64bits(bytes.data(), bytes.size())});
+    return files;
   });
 
   format::ModelHeader skeleton = skeleton_header(plan, options);
@@ -164,7 +160,7 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
   header.quant_settings.compression = options.compression;
   header.provenance.converter = std::string("qconvert ") + QMODEL_VERSION_STRING;
   header.provenance.options = canonical_options(options);
-  for (const std::string& name : source_names) header.provenance.source_files.push_back({name, 0, 0});
+  for (const auto& source : sources) header.provenance.source_files.push_back({source.first, 0, 0});
   skeleton.quant_settings = header.quant_settings;
   skeleton.provenance = header.provenance;
 
@@ -183,33 +179,45 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
   for (const TensorPlan& p : plan.tensors) prog.input_bytes_total += p.source->bytes.size();
 
   header.tensors = std::move(skeleton.tensors);
-  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+  // Two-stage pipeline: tensor i is written (and its source pages released) on a writer thread
+  // while tensor i+1 is encoded; the encoder's two buffer sets keep them apart, and waiting for
+  // write i before starting write i+1 keeps the file order (and bytes) fixed.
+  std::future<Status> pending_write;
+  auto write_tensor = [&](size_t i, EncodedTensor encoded) -> Status {
     const TensorPlan& p = plan.tensors[i];
     format::TensorInfo& info = header.tensors[i];
-    prog.current_tensor = &info.name;
-    if (progress) progress(prog);
-    EncodedTensor encoded;
-    QMODEL_ASSIGN_OR_RETURN(encoded, encoder.encode(*p.source, p.storage));
-    info.quant = encoded.quant;
-    QMODEL_ASSERT(encoded.parts.size() == info.blobs.size());
     for (size_t b = 0; b < encoded.parts.size(); ++b) {
-      QMODEL_ASSERT(encoded.parts[b].role == info.blobs[b].role);
       Result<format::BlobRef> ref = writer->append_blob(encoded.parts[b].role, encoded.parts[b].bytes);
       if (!ref.ok()) return ref.status().with_context(options.output + ": tensor '" + info.name + "'");
       info.blobs[b] = ref.value();
       summary.data_bytes += ref->stored_size;
     }
     checkpoint->release(*p.source);
+    return Status();
+  };
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const TensorPlan& p = plan.tensors[i];
+    format::TensorInfo& info = header.tensors[i];
+    prog.current_tensor = &info.name;
+    if (progress) progress(prog);
+    Result<EncodedTensor> encoded = encoder.encode(*p.source, p.storage);
+    if (pending_write.valid()) QMODEL_RETURN_IF_ERROR(pending_write.get());
+    if (!encoded.ok()) return encoded.status();
+    info.quant = encoded->quant;
+    QMODEL_ASSERT(encoded->parts.size() == info.blobs.size());
+    for (size_t b = 0; b < encoded->parts.size(); ++b) QMODEL_ASSERT(encoded->parts[b].role == info.blobs[b].role);
+    pending_write = std::async(std::launch::async, write_tensor, i, std::move(encoded).value());
     summary.n_params += p.source->n_elems();
     summary.input_bytes += p.source->bytes.size();
     if (!is_float_storage(p.storage)) ++summary.n_quantized;
     prog.input_bytes_done += p.source->bytes.size();
     ++prog.tensors_done;
   }
+  if (pending_write.valid()) QMODEL_RETURN_IF_ERROR(pending_write.get());
   prog.current_tensor = nullptr;
   if (progress) progress(prog);
 
-  QMODEL_ASSIGN_OR_RETURN(header.provenance.source_files, hashes.get());
+  header.provenance.source_files = hashes.get();
   QMODEL_RETURN_IF_ERROR(writer->finish(header));
 
   struct stat st {};

@@ -26,18 +26,26 @@ struct EncodedTensor {
 class TensorEncoder {
  public:
   TensorEncoder(const ConvertOptions& options, ThreadPool& pool);
-  // The result's spans stay valid until the next encode() call.
+  // The result's spans stay valid until the encode() call after next: two buffer sets alternate,
+  // so one tensor can be written out while the next is encoded.
   Result<EncodedTensor> encode(const TensorEntry& source, StorageType storage);
 
  private:
-  void encode_4bit(const TensorEntry& source, StorageType storage, EncodedTensor& out);
-  void encode_int8(const TensorEntry& source, EncodedTensor& out);
+  // Non-finite weights (or, for INT8, weights beyond the fp16 range) are an error naming the
+  // file, the tensor and the byte offset of the first such element.
+  Status encode_4bit(const TensorEntry& source, StorageType storage, EncodedTensor& out);
+  Status encode_int8(const TensorEntry& source, EncodedTensor& out);
+  static Status bad_value_error(const TensorEntry& source, uint64_t index, const char* what);
   void encode_float(const TensorEntry& source, StorageType storage, EncodedTensor& out);
 
   const ConvertOptions& options_;
   ThreadPool& pool_;
   std::vector<std::vector<float>> scratch_;  // one float chunk per worker
-  std::vector<uint8_t> data_, scales_, absmax_codes_, nested_;
+  struct Buffers {
+    std::vector<uint8_t> data, scales, absmax_codes, nested;
+  };
+  Buffers buffers_[2];
+  unsigned current_ = 0;  // the set the running encode() fills
 };
 
 }  // namespace qmodel::converter

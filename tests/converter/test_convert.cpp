@@ -234,3 +234,54 @@ TEST(Convert, DoubleQuantOnlyFor4Bit) {
 
 }  // namespace
 }  // namespace qmodel
+
+namespace qmodel {
+namespace {
+
+// A one-tensor F32 checkpoint folder (stories' config.json) whose weight holds `values`.
+void write_single_tensor_model(const std::string& dir, const std::string& config_path, const std::vector<float>& values) {
+  std::filesystem::create_directory(dir);
+  std::filesystem::copy_file(config_path, dir + "/config.json");
+  const std::string name = "model.layers.0.mlp.up_proj.weight";
+  std::string header = "{\"" + name + "\":{\"dtype\":\"F32\",\"shape\":[2," + std::to_string(values.size() / 2) +
+                       "],\"data_offsets\":[0," + std::to_string(values.size() * 4) + "]}}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::ofstream out(dir + "/model.safetensors", std::ios::binary);
+  const uint64_t len = header.size();
+  out.write(reinterpret_cast<const char*>(&len), 8);
+  out << header;
+  out.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(values.size() * 4));
+}
+
+TEST(Convert, RejectsWeightsItCannotQuantize) {
+  QMODEL_REQUIRE_ASSETS(assets);
+  TempDir tmp;
+  std::vector<float> values(128, 0.25f);
+  values[77] = std::nanf("");
+  write_single_tensor_model(tmp.file("nan"), assets + "/stories260K/f32/config.json", values);
+  ConvertOptions o;
+  o.input = tmp.file("nan");
+  o.output = tmp.file("nan.qmodel");
+  auto s = converter::convert(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("model.layers.0.mlp.up_proj.weight"), std::string::npos) << s.status().to_string();
+  EXPECT_NE(s.status().message().find("element 77"), std::string::npos) << s.status().to_string();
+  EXPECT_FALSE(std::filesystem::exists(o.output));
+
+  o.quant = StorageType::kBF16;  // float storage keeps the value as it is
+  EXPECT_TRUE(converter::convert(o).ok());
+
+  values[77] = 1.0e5f;  // finite, but beyond fp16, which LLM.int8 casts to first
+  write_single_tensor_model(tmp.file("big"), assets + "/stories260K/f32/config.json", values);
+  o.input = tmp.file("big");
+  o.output = tmp.file("big.qmodel");
+  o.quant = StorageType::kINT8;
+  s = converter::convert(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("fp16"), std::string::npos) << s.status().to_string();
+  o.quant = StorageType::kNF4;
+  EXPECT_TRUE(converter::convert(o).ok());
+}
+
+}  // namespace
+}  // namespace qmodel

@@ -35,6 +35,12 @@ void quantize_4bit_ref(StorageType storage, const float* w, size_t n, size_t blo
 // ceil(n_blocks/256) nested absmax values.
 void double_quantize_absmax_ref(const float* absmax, size_t n_blocks, const float* code,
                                 uint8_t* absmax_codes, float* nested_absmax, float* offset);
+// Its two steps, so callers can parallelise the second over ranges that start on a multiple of
+// kNestedBlockSize: the mean (double accumulator, then rounded to float), and the blockwise
+// 8-bit quantization of (absmax - offset) for a range.
+float absmax_mean_ref(const float* absmax, size_t n_blocks);
+void quantize_nested_absmax_ref(const float* absmax, size_t n_blocks, const float* code, float offset,
+                                uint8_t* absmax_codes, float* nested_absmax);
 
 // LLM.int8 weight format: each value is first rounded to fp16 (bnb casts the weight to fp16),
 // SCB[r] = max|w_row|, q = round_half_even(w * (127 / SCB)); an all-zero row gives SCB 0, q 0.
