@@ -4,6 +4,7 @@
 // call and GCC does not vectorise the select form), ranks by counting compares against the
 // thresholds, a scalar pass that maps ranks to codes and packs nibbles. F16C does the INT8 path's
 // fp16 pre-rounding in hardware (the same round-to-nearest-even as half.h).
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -96,7 +97,11 @@ bool have_avx2() {
   return yes;
 }
 bool have_avx2_f16c() {
-  static const bool yes = have_avx2() && __builtin_cpu_supports("f16c") != 0;
+  // F16C through cpuid: clang's __builtin_cpu_supports does not know the "f16c" name.
+  static const bool yes = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return have_avx2() && __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+  }();
   return yes;
 }
 
