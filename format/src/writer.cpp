@@ -148,7 +148,7 @@ Result<BlobRef> ModelWriter::Impl::append(BlobRole role, ByteSpan bytes) {
   ref.raw_size = bytes.size();
   ref.compression = compression;
   ref.xxh3 = xxh3_64(stored);
-  const Status st = pwrite_all(fd, stored.data(), stored.size(), offset, tmp_path);
+  const Status st = pwrite_all(fd, stored.data(), stored.size(), offset, tmp_path.empty() ? path : tmp_path);
   if (!st.ok()) {
     dead = true;
     return st;
@@ -186,8 +186,16 @@ Status ModelWriter::Impl::finish(ModelHeader header) {
   preamble.header_xxh3 = xxh3_64(ByteSpan(header_bytes.data(), header_bytes.size()));
   encode_preamble(preamble, head.data());
   std::memcpy(head.data() + kPreambleBytes, header_bytes.data(), header_bytes.size());
-  QMODEL_RETURN_IF_ERROR(pwrite_all(fd, head.data(), head.size(), 0, tmp_path));
-  if (::fsync(fd) != 0) return io_error(tmp_path, "fsync failed", errno);
+  QMODEL_RETURN_IF_ERROR(pwrite_all(fd, head.data(), head.size(), 0, tmp_path.empty() ? path : tmp_path));
+  if (::fsync(fd) != 0) return io_error(tmp_path.empty() ? path : tmp_path, "fsync failed", errno);
+  if (tmp_path.empty()) {  // unnamed O_TMPFILE inode: give it a temporary name only now
+    const std::string fd_path = "/proc/self/fd/" + std::to_string(fd);
+    const std::string name = temp_path_for(path);
+    if (::linkat(AT_FDCWD, fd_path.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      return io_error(name, "cannot link the finished file", errno);
+    }
+    tmp_path = name;  // from here the destructor unlinks it if publishing fails
+  }
   const int rc = ::close(fd);
   fd = -1;
   if (rc != 0) return io_error(tmp_path, "close failed", errno);
@@ -234,6 +242,13 @@ Result<std::unique_ptr<ModelWriter>> ModelWriter::create(const std::string& path
     }
     impl->next_offset = impl->data_start;
 
+    // Preferably an unnamed inode in the target directory (O_TMPFILE): a conversion that is killed
+    // leaves nothing behind, not even a temporary file. File systems without it get a named
+    // temporary file, removed by the destructor.
+    impl->fd = ::open(dir_of(path).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (impl->fd < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL && errno != ENOENT) {
+      return io_error(dir_of(path), "cannot create a temporary file in the directory", errno);
+    }
     for (int attempt = 0; attempt < 8 && impl->fd < 0; ++attempt) {
       impl->tmp_path = temp_path_for(path);
       impl->fd = ::open(impl->tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
