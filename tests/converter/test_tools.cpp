@@ -11,6 +11,7 @@
 #include "qmodel/converter/safetensors.h"
 #include "qmodel/format/reader.h"
 #include "qmodel/kernels/ref.h"
+#include "qmodel/runtime/weight_view.h"
 #include "support/run_tool.h"
 #include "support/temp_dir.h"
 
@@ -71,9 +72,18 @@ TEST(Qconvert, ConvertsInspectsVerifiesDequantizes) {
   auto model = format::ModelFile::open(out);
   ASSERT_TRUE(model.ok());
   ASSERT_EQ(st.value()->tensors().size(), model.value()->header().tensors.size());
+  // Every value equals the reader's own dequantization (whose error against the original weights
+  // test_convert bounds tensor by tensor).
   for (const auto& e : st.value()->tensors()) {
     EXPECT_EQ(e.dtype, SourceDType::kF32);
-    EXPECT_NE(model.value()->header().find_tensor(e.name), nullptr) << e.name;
+    const format::TensorInfo* t = model.value()->header().find_tensor(e.name);
+    ASSERT_NE(t, nullptr) << e.name;
+    auto view = runtime::make_weight_view(*model.value(), *t);
+    ASSERT_TRUE(view.ok()) << view.status().to_string();
+    std::vector<float> expected(t->n_elems()), written(t->n_elems());
+    kernels::dequantize_ref(view.value(), 0, expected.size(), expected.data());
+    converter::to_float(e, 0, written.size(), written.data());
+    EXPECT_EQ(expected, written) << e.name;
   }
 }
 
