@@ -228,6 +228,11 @@ Result<std::unique_ptr<ModelWriter>> ModelWriter::create(const std::string& path
       if (!options.overwrite) return Status(StatusCode::kInvalidArgument, path + ": already exists (overwrite not set)");
     }
 
+    struct stat dir_st {};
+    if (::stat(dir_of(path).c_str(), &dir_st) != 0 || !S_ISDIR(dir_st.st_mode)) {
+      return Status(StatusCode::kIoError, path + ": the output folder " + dir_of(path) + " does not exist");
+    }
+
     auto impl = std::make_unique<Impl>();
     impl->path = path;
     impl->options = options;
