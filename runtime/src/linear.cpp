@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "qmodel/kernels/cpu.h"
 #include "thread_pool.h"
 
 namespace qmodel::runtime {
@@ -17,7 +18,7 @@ void linear(ThreadPool& pool, const float* x, size_t m, const kernels::WeightVie
   pool.parallel_for(
       w.rows,
       [&](unsigned, size_t begin, size_t end) {
-        kernels::matmul_ref(kernels::ActType::kF32, x, m, w, bias, y, begin, end);
+        kernels::matmul(x, m, w, bias, y, begin, end);
       },
       parts);
 }
