@@ -1,14 +1,24 @@
-// Test helper: a weight quantized with the reference kernels into owned blobs, plus the
-// WeightView onto them (every storage type, double quantization optional).
+// Test helpers: seeded normal data, and a weight quantized with the reference kernels into owned
+// blobs plus the WeightView onto them (every storage type, double quantization optional).
 #pragma once
 
 #include <cstring>
+#include <random>
 #include <vector>
 
 #include "qmodel/format/half.h"
 #include "qmodel/kernels/ref.h"
 
 namespace qmodel::kernels::testing {
+
+// n values from N(0, stddev^2), deterministic for a seed.
+inline std::vector<float> normal_values(size_t n, unsigned seed, float stddev = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, stddev);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
 
 // A weight quantized into owned blobs, with a view onto them.
 struct Stored {

@@ -18,14 +18,7 @@ namespace {
 
 using testing::Stored;
 using testing::store;
-
-std::vector<float> normal_data(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> w(n);
-  for (float& x : w) x = d(rng);
-  return w;
-}
+using testing::normal_values;
 
 TEST(Dequantize, GoldenNf4AndFp4Values) {
   // Codes 0..15 in one block of 32 with absmax 2 (from the element 2.0 at code 15 / code 3).
@@ -59,7 +52,7 @@ TEST(Dequantize, AnyRangeEqualsWholeTensor) {
   std::mt19937 rng(11);
   for (const Case& c : kCases) {
     const size_t n = c.rows * c.cols;
-    const std::vector<float> w = normal_data(n, 17);
+    const std::vector<float> w = normal_values(n, 17);
     Stored st = store(c.storage, w, c.rows, c.cols, c.block_size, c.double_quant);
     std::vector<float> whole(n);
     dequantize_ref(st.view, 0, n, whole.data());
@@ -130,7 +123,7 @@ double relative_rms_error(StorageType s, bool dq, size_t bs, const std::vector<f
 
 TEST(RoundTripError, WithinCeilingsOnNormalData) {
   const size_t rows = 256, cols = 1024;
-  const std::vector<float> w = normal_data(rows * cols, 2024);
+  const std::vector<float> w = normal_values(rows * cols, 2024);
   for (const ErrorCeiling& e : kErrorCeilings) {
     const double err = relative_rms_error(e.storage, e.double_quant, e.block_size, w, rows, cols);
     const std::string name = "storage" + std::to_string(static_cast<int>(e.storage)) +
@@ -143,7 +136,7 @@ TEST(RoundTripError, WithinCeilingsOnNormalData) {
 }
 
 TEST(RoundTripError, Nf4BeatsFp4OnNormalData) {
-  const std::vector<float> w = normal_data(64 * 1024, 77);
+  const std::vector<float> w = normal_values(64 * 1024, 77);
   for (size_t bs : {32u, 64u, 256u, 4096u}) {
     EXPECT_LT(relative_rms_error(StorageType::kNF4, false, bs, w, 64, 1024),
               relative_rms_error(StorageType::kFP4, false, bs, w, 64, 1024)) << bs;

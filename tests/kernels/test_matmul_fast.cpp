@@ -15,14 +15,7 @@ namespace {
 
 using testing::Stored;
 using testing::store;
-
-std::vector<float> normal(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using testing::normal_values;
 
 struct Kind {
   StorageType storage;
@@ -37,7 +30,7 @@ TEST(DequantizeFast, BitIdenticalToReference) {
   for (const Kind& kind : kKinds) {
     for (size_t bs : {32u, 64u, 128u, 4096u}) {
       const size_t rows = 9, cols = 172 + 4;  // blocks straddle rows
-      const std::vector<float> w = normal(rows * cols, static_cast<unsigned>(bs));
+      const std::vector<float> w = normal_values(rows * cols, static_cast<unsigned>(bs));
       const Stored st = store(kind.storage, w, rows, cols, bs, kind.double_quant);
       const size_t n = rows * cols;
       for (int trial = 0; trial < 200; ++trial) {
@@ -59,11 +52,11 @@ TEST(MatmulFast, MatchesReferenceUpToSummationOrder) {
   for (const Kind& kind : kKinds) {
     for (size_t k : {size_t{172}, size_t{2048 + 64}}) {
       const size_t rows = 13;
-      const std::vector<float> w = normal(rows * k, static_cast<unsigned>(k));
+      const std::vector<float> w = normal_values(rows * k, static_cast<unsigned>(k));
       const Stored st = store(kind.storage, w, rows, k, 64, kind.double_quant);
-      std::vector<float> bias = normal(rows, 5);
+      std::vector<float> bias = normal_values(rows, 5);
       for (size_t m : {1u, 2u, 3u, 7u, 17u}) {
-        const std::vector<float> x = normal(m * k, static_cast<unsigned>(m));
+        const std::vector<float> x = normal_values(m * k, static_cast<unsigned>(m));
         std::vector<float> ref(m * rows), fast(m * rows);
         matmul_ref(ActType::kF32, x.data(), m, st.view, bias.data(), ref.data(), 0, rows);
         matmul(x.data(), m, st.view, bias.data(), fast.data(), 0, rows);

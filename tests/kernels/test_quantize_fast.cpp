@@ -11,17 +11,12 @@
 
 #include "qmodel/kernels/cpu.h"
 #include "qmodel/kernels/ref.h"
+#include "stored_weight.h"
 
 namespace qmodel::kernels {
 namespace {
 
-std::vector<float> normal(size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using testing::normal_values;
 
 // Sprinkles values that sit on decision boundaries or are special into v.
 void add_edge_values(std::vector<float>& v, StorageType storage, unsigned seed) {
@@ -54,7 +49,7 @@ TEST(QuantizeFast, FourBitMatchesReferenceOnRandomData) {
   for (StorageType s : {StorageType::kNF4, StorageType::kFP4}) {
     for (size_t bs : {32u, 64u, 128u, 256u, 4096u}) {
       for (size_t n : {size_t{1}, size_t{31}, size_t{64}, size_t{65}, size_t{172 * 3}, size_t{20001}}) {
-        expect_same_4bit(s, normal(n, static_cast<unsigned>(n + bs)), bs);
+        expect_same_4bit(s, normal_values(n, static_cast<unsigned>(n + bs)), bs);
       }
     }
   }
@@ -63,7 +58,7 @@ TEST(QuantizeFast, FourBitMatchesReferenceOnRandomData) {
 TEST(QuantizeFast, FourBitMatchesReferenceOnEdgeValues) {
   for (StorageType s : {StorageType::kNF4, StorageType::kFP4}) {
     for (unsigned seed = 0; seed < 20; ++seed) {
-      std::vector<float> w = normal(4096 + seed * 13, seed, 0.3f);
+      std::vector<float> w = normal_values(4096 + seed * 13, seed, 0.3f);
       add_edge_values(w, s, seed);
       for (size_t i = 0; i < 64 && seed % 2; ++i) w[128 + i] = 0.0f;  // an all-zero block
       if (seed == 7) w[5] = std::numeric_limits<float>::infinity();
@@ -85,7 +80,7 @@ void expect_same_int8(const std::vector<float>& w, size_t rows, size_t cols) {
 TEST(QuantizeFast, Int8MatchesReference) {
   for (size_t cols : {size_t{1}, size_t{7}, size_t{172}, size_t{4097}, size_t{9000}}) {
     const size_t rows = 5;
-    std::vector<float> w = normal(rows * cols, static_cast<unsigned>(cols), 0.05f);
+    std::vector<float> w = normal_values(rows * cols, static_cast<unsigned>(cols), 0.05f);
     for (size_t c = 0; c < cols; ++c) w[2 * cols + c] = 0.0f;  // an all-zero row
     expect_same_int8(w, rows, cols);
   }
