@@ -1,7 +1,7 @@
 // Unicode 14.0.0 canonical data for NFC (nfc.cpp): generated from Python's unicodedata with
 //   ccc = combining(c) != 0; decomposition(c) without a <tag>; a pair composes to c when NFC(c) == c
 //   (this leaves out composition exclusions and singletons). Hangul syllables are algorithmic.
-// Data only: do not edit by hand.
+// Data only: do not edit by hand; regenerate with tools/gen_nfc_data.py.
 #include "tokenizer/nfc_data.h"
 
 namespace qmodel::runtime::tok {
