@@ -12,6 +12,7 @@
 
 #include "qmodel/format/quant_blocks.h"
 #include "qmodel/kernels/cuda.h"
+#include "qmodel/kernels/cuda_launch.cuh"
 
 namespace qmodel::kernels::detail {
 

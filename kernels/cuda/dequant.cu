@@ -169,8 +169,8 @@ Status launch_typed(const DeviceWeightView& w, int64_t first, int64_t count, Out
   // Grid-stride: at most 16 blocks (4096 threads) per SM is plenty to saturate the store path.
   const int64_t max_blocks = int64_t{16} * n_sms;
   const int64_t n_blocks = std::min<int64_t>((n_groups + detail::kBlockThreads - 1) / detail::kBlockThreads, max_blocks);
-  dequantize_kernel<kStorage, kDoubleQuant, OutT>
-      <<<static_cast<unsigned>(n_blocks), detail::kBlockThreads, 0, stream>>>(w, first, count, out, vector_ok);
+  QMODEL_LAUNCH(static_cast<unsigned>(n_blocks), detail::kBlockThreads, 0, stream,
+                dequantize_kernel<kStorage, kDoubleQuant, OutT>)(w, first, count, out, vector_ok);
   return check_launch("dequantize_kernel", stream);
 }
 

@@ -73,9 +73,10 @@ Status launch_add_bias(ActType act, void* y, const float* bias, int64_t m, int64
                                              int64_t{8} * n_sms);
   const auto grid = static_cast<unsigned>(n_blocks);
   if (act == ActType::kBF16) {
-    add_bias_kernel<<<grid, detail::kBlockThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(y), bias, m, n);
+    QMODEL_LAUNCH(grid, detail::kBlockThreads, 0, stream, add_bias_kernel<__nv_bfloat16>)(
+        static_cast<__nv_bfloat16*>(y), bias, m, n);
   } else {
-    add_bias_kernel<<<grid, detail::kBlockThreads, 0, stream>>>(static_cast<__half*>(y), bias, m, n);
+    QMODEL_LAUNCH(grid, detail::kBlockThreads, 0, stream, add_bias_kernel<__half>)(static_cast<__half*>(y), bias, m, n);
   }
   return check_launch("add_bias_kernel", stream);
 }

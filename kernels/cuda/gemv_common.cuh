@@ -151,8 +151,8 @@ Status launch_aligned_m(const DeviceWeightView& w, const ActT* x, const float* b
   const int64_t rows_per_block = kWarpsPerBlock / wpr;
   const int64_t n_blocks = (w.rows + rows_per_block - 1) / rows_per_block;
   if (n_blocks > INT32_MAX) return Status(StatusCode::kUnsupported, "gemv: too many rows");
-  gemv_aligned_kernel<Policy, ActT, kM>
-      <<<static_cast<unsigned>(n_blocks), kBlockThreads, 0, stream>>>(w, x, bias, y, wpr);
+  QMODEL_LAUNCH(static_cast<unsigned>(n_blocks), kBlockThreads, 0, stream,
+                gemv_aligned_kernel<Policy, ActT, kM>)(w, x, bias, y, wpr);
   return check_launch("gemv_aligned_kernel", stream);
 }
 
@@ -179,8 +179,8 @@ Status launch_general(const DeviceWeightView& w, const ActT* x, int m, const flo
                       cudaStream_t stream) {
   const int64_t n_blocks = (w.rows + kWarpsPerBlock - 1) / kWarpsPerBlock;
   if (n_blocks > INT32_MAX) return Status(StatusCode::kUnsupported, "gemv: too many rows");
-  gemv_general_kernel<Policy, ActT>
-      <<<static_cast<unsigned>(n_blocks), kBlockThreads, 0, stream>>>(w, x, m, bias, y);
+  QMODEL_LAUNCH(static_cast<unsigned>(n_blocks), kBlockThreads, 0, stream,
+                gemv_general_kernel<Policy, ActT>)(w, x, m, bias, y);
   return check_launch("gemv_general_kernel", stream);
 }
 
