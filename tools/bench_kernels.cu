@@ -2,7 +2,9 @@
 // and prints markdown tables. Method (shared/GPU.md, device METHOD.md): first the device read
 // bandwidth with a plain 16-byte-per-thread read kernel; then every GEMV at the Llama-3-8B shapes
 // for NF4, NF4+DQ, FP4 (block 64), INT8, our bf16 kernel and cuBLAS bf16 (cublasGemmEx, m = 1);
-// then the prefill GEMM at m = 512 against cuBLAS bf16 of the same shape. Inputs are random (never
+// then the same with fp32 activations, q/k/v and gate/up as one launch_gemv_multi against separate
+// launches, then the prefill GEMM at m = 512 against cuBLAS bf16 of the same shape (and with fp32
+// activations, a true fp32 GEMM). Inputs are random (never
 // zero: speed must not depend on it, but zeros can hide unwritten memory and run faster). Each case
 // captures a CUDA graph of back-to-back launches that rotate over enough weight copies to exceed
 // 3x L2 (so L2 never serves a small matrix), replays it after a warm-up, times every replay with
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "qmodel/kernels/cuda.h"
+#include "qmodel/kernels/cuda_launch.cuh"
 #include "qmodel/kernels/ref.h"
 
 namespace {
@@ -77,15 +80,15 @@ __global__ void fill_bf16_kernel(__nv_bfloat16* p, int64_t n, uint32_t seed) {
 void fill_bytes(void* p, int64_t n_bytes, uint32_t seed) {
   // Rounds up to whole words: every buffer is allocated with a 16-byte margin.
   const int64_t n_words = (n_bytes + 3) / 4;
-  fill_bytes_kernel<<<1024, kThreads>>>(static_cast<uint32_t*>(p), n_words, seed);
+  QMODEL_LAUNCH(1024, kThreads, 0, nullptr, fill_bytes_kernel)(static_cast<uint32_t*>(p), n_words, seed);
   CHECK(cudaGetLastError());
 }
 void fill_uniform(float* p, int64_t n, float lo, float hi, uint32_t seed) {
-  fill_uniform_kernel<<<1024, kThreads>>>(p, n, lo, hi, seed);
+  QMODEL_LAUNCH(1024, kThreads, 0, nullptr, fill_uniform_kernel)(p, n, lo, hi, seed);
   CHECK(cudaGetLastError());
 }
 void fill_bf16(void* p, int64_t n, uint32_t seed) {
-  fill_bf16_kernel<<<1024, kThreads>>>(static_cast<__nv_bfloat16*>(p), n, seed);
+  QMODEL_LAUNCH(1024, kThreads, 0, nullptr, fill_bf16_kernel)(static_cast<__nv_bfloat16*>(p), n, seed);
   CHECK(cudaGetLastError());
 }
 
@@ -161,7 +164,7 @@ double measure_read_bandwidth(cudaStream_t stream, int n_sms) {
   CHECK(cudaDeviceSynchronize());
   const int64_t n = n_bytes / 16;
   const double us = time_graph(stream, 5, [&](int) {
-    read_bw_kernel<<<n_sms * 8, kThreads, 0, stream>>>(static_cast<const uint4*>(buf), n, sink);
+    QMODEL_LAUNCH(n_sms * 8, kThreads, 0, stream, read_bw_kernel)(static_cast<const uint4*>(buf), n, sink);
   });
   CHECK(cudaGetLastError());
   return static_cast<double>(n_bytes) / (us * 1e-6) / 1e9;
@@ -336,6 +339,80 @@ int main(int argc, char** argv) {
     }
   }
 
+  // ---- decode GEMV, m = 1, fp32 activations ----
+  std::printf("\n## GEMV (m = 1, fp32 activations)\n\n| shape n x k | layer | weights | time us | GB/s | %% of read BW |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  for (const Shape& s : kShapes) {
+    for (Kind kind : {Kind::kNf4, Kind::kInt8, Kind::kBf16}) {
+      Arena arena;
+      const int64_t bytes = weight_bytes(kind, s.n, s.k);
+      const int n_copies = static_cast<int>(std::max<int64_t>(1, (rotate_bytes + bytes - 1) / bytes));
+      std::vector<DeviceWeightView> copies;
+      for (int c = 0; c < n_copies; ++c) copies.push_back(make_weight(arena, kind, s.n, s.k, d_dyn, 100 + 17 * c));
+      auto* x = static_cast<float*>(arena.alloc(4 * s.k));
+      void* y = arena.alloc(4 * s.n);
+      fill_uniform(x, s.k, -1.0f, 1.0f, 3);
+      CHECK(cudaDeviceSynchronize());
+      const int launches = n_copies * std::max(1, (20 + n_copies - 1) / n_copies);
+      const double us = time_graph(stream, launches, [&](int i) {
+        check(qmodel::kernels::launch_gemv(ActType::kF32, x, 1, copies[static_cast<size_t>(i % n_copies)], nullptr, y,
+                                           stream),
+              "launch_gemv f32");
+      });
+      const double gbs = static_cast<double>(bytes) / (us * 1e-6) / 1e9;
+      std::printf("| %lld x %lld | %s | %s | %.2f | %.0f | %.1f |\n", static_cast<long long>(s.n),
+                  static_cast<long long>(s.k), s.what, kind_name(kind), us, gbs, 100.0 * gbs / read_gbs);
+      std::fflush(stdout);
+      arena.release();
+    }
+  }
+
+  // ---- decode GEMV, m = 1: weights sharing x in one launch_gemv_multi vs separate launch_gemv ----
+  std::printf("\n## GEMV batches (m = 1, bf16): launch_gemv_multi vs separate launch_gemv\n\n");
+  std::printf("| layers | weights | separate us | multi us | speed-up |\n|---|---|---|---|---|\n");
+  struct Batch {
+    const char* what;
+    std::vector<Shape> parts;
+  };
+  const Batch batches[] = {{"q/k/v", {{4096, 4096, "q"}, {1024, 4096, "k"}, {1024, 4096, "v"}}},
+                           {"gate/up", {{14336, 4096, "gate"}, {14336, 4096, "up"}}}};
+  for (const Batch& b : batches) {
+    for (Kind kind : {Kind::kNf4, Kind::kNf4Dq, Kind::kInt8, Kind::kBf16}) {
+      Arena arena;
+      int64_t bytes = 0;
+      for (const Shape& s : b.parts) bytes += weight_bytes(kind, s.n, s.k);
+      const int n_copies = static_cast<int>(std::max<int64_t>(1, (rotate_bytes + bytes - 1) / bytes));
+      std::vector<std::vector<DeviceWeightView>> copies(static_cast<size_t>(n_copies));
+      std::vector<void*> ys;
+      for (int c = 0; c < n_copies; ++c) {
+        for (const Shape& s : b.parts) {
+          copies[static_cast<size_t>(c)].push_back(make_weight(arena, kind, s.n, s.k, d_dyn, 300 + 17 * c));
+        }
+      }
+      for (const Shape& s : b.parts) ys.push_back(arena.alloc(2 * s.n));
+      void* x = arena.alloc(2 * b.parts[0].k);
+      fill_bf16(x, b.parts[0].k, 3);
+      CHECK(cudaDeviceSynchronize());
+      const int launches = n_copies * std::max(1, (20 + n_copies - 1) / n_copies);
+      const double us_separate = time_graph(stream, launches, [&](int i) {
+        const auto& ws = copies[static_cast<size_t>(i % n_copies)];
+        for (size_t j = 0; j < ws.size(); ++j) {
+          check(qmodel::kernels::launch_gemv(ActType::kBF16, x, 1, ws[j], nullptr, ys[j], stream), "launch_gemv");
+        }
+      });
+      const double us_multi = time_graph(stream, launches, [&](int i) {
+        const auto& ws = copies[static_cast<size_t>(i % n_copies)];
+        check(qmodel::kernels::launch_gemv_multi(ActType::kBF16, x, 1, ws.data(), nullptr, ys.data(),
+                                                 static_cast<int>(ws.size()), stream),
+              "launch_gemv_multi");
+      });
+      std::printf("| %s | %s | %.2f | %.2f | %.2fx |\n", b.what, kind_name(kind), us_separate, us_multi,
+                  us_separate / us_multi);
+      std::fflush(stdout);
+      arena.release();
+    }
+  }
+
   // ---- prefill GEMM, m = 512 ----
   std::printf("\n## Prefill GEMM (m = %lld, bf16 activations; quantized = dequantize into scratch + cuBLASLt)\n\n",
               static_cast<long long>(kPrefillTokens));
@@ -366,6 +443,33 @@ int main(int argc, char** argv) {
       const double tflops = 2.0 * kPrefillTokens * s.n * s.k / (us * 1e-6) / 1e12;
       std::printf("| %lld x %lld | %s | %s | %.1f | %.1f | %.1f |\n", static_cast<long long>(s.n),
                   static_cast<long long>(s.k), s.what, kind_name(kind), us, tflops, 100.0 * cublas_us / us);
+      std::fflush(stdout);
+      arena.release();
+    }
+  }
+  // ---- prefill GEMM, m = 512, fp32 activations (true fp32: no TF32) ----
+  std::printf("\n## Prefill GEMM (m = %lld, fp32 activations, W dequantized to fp32)\n\n",
+              static_cast<long long>(kPrefillTokens));
+  std::printf("| shape n x k | layer | weights | time us | TFLOP/s |\n|---|---|---|---|---|\n");
+  for (const Shape& s : kShapes) {
+    if (s.n > 16384) continue;
+    for (Kind kind : {Kind::kNf4, Kind::kBf16}) {
+      Arena arena;
+      const DeviceWeightView w = make_weight(arena, kind, s.n, s.k, d_dyn, 500);
+      auto* x = static_cast<float*>(arena.alloc(4 * kPrefillTokens * s.k));
+      void* y = arena.alloc(4 * kPrefillTokens * s.n);
+      const int64_t scratch_bytes = qmodel::kernels::gemm_scratch_bytes(w, ActType::kF32);
+      void* scratch = scratch_bytes > 0 ? arena.alloc(scratch_bytes) : nullptr;
+      fill_uniform(x, kPrefillTokens * s.k, -1.0f, 1.0f, 4);
+      CHECK(cudaDeviceSynchronize());
+      const double us = time_graph(stream, 10, [&](int) {
+        check(qmodel::kernels::launch_gemm(*gemm_ctx, ActType::kF32, x, kPrefillTokens, w, nullptr, y, scratch,
+                                           scratch_bytes, stream),
+              "launch_gemm f32");
+      });
+      const double tflops = 2.0 * kPrefillTokens * s.n * s.k / (us * 1e-6) / 1e12;
+      std::printf("| %lld x %lld | %s | %s | %.1f | %.1f |\n", static_cast<long long>(s.n),
+                  static_cast<long long>(s.k), s.what, kind_name(kind), us, tflops);
       std::fflush(stdout);
       arena.release();
     }

@@ -10,6 +10,11 @@
 #   2. device tool:            run(command="tools/gpu-check.sh", carry=["build/gpu-stage"],
 #                                  timeout_s=600)
 #        add " --quick" to the command for a smoke run (fewer timing replays).
+#   3. device tool, end to end: run(command="tools/gpu-check.sh e2e", carry=["build/gpu-stage"])
+#        tools/bench_e2e.sh with the staged qrun / qconvert / make_synthetic_model: qmodel NF4,
+#        NF4+DQ, FP4, INT8, bf16 and transformers on one Llama-3-8B-shaped checkpoint ($OUT/e2e.md).
+#        Split it over calls with e.g. "tools/gpu-check.sh e2e --quants 'nf4 nf4-dq' --skip-hf" when
+#        one call would pass the 10-minute limit.
 #
 # Writes to $OUT (at most 8 files, flat): summary.md, tests.log, bench.md, peer.md, env.txt.
 # Exit status: non-zero when a test failed or a benchmark could not run.
@@ -23,15 +28,15 @@ prepare() {
   set -e
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
     -DQMODEL_BUILD_FUZZERS=OFF
-  local targets=(bench_kernels)
+  local targets=(bench_kernels qrun qconvert make_synthetic_model)
   for src in tests/gpu/test_*.cpp tests/gpu/test_*.cu; do
     [ -e "$src" ] && targets+=("$(basename "${src%.*}")")
   done
   cmake --build "$BUILD" -j"$(nproc)" --target "${targets[@]}"
   rm -rf "$STAGE"
   mkdir -p "$STAGE/tests" "$STAGE/bin"
-  cp "$BUILD/bin/bench_kernels" "$STAGE/bin/"
-  for t in "${targets[@]:1}"; do cp "$BUILD/tests/$t" "$STAGE/tests/"; done
+  for t in "${targets[@]:0:4}"; do cp "$BUILD/bin/$t" "$STAGE/bin/"; done
+  for t in "${targets[@]:4}"; do cp "$BUILD/tests/$t" "$STAGE/tests/"; done
   du -sh "$STAGE"
   echo "now: device run(command=\"tools/gpu-check.sh\", carry=[\"$STAGE\"], timeout_s=600)"
 }
@@ -116,6 +121,7 @@ run() {
 case "${1:-run}" in
   prepare) prepare ;;
   run) shift || true; run "$@" ;;
+  e2e) shift; exec tools/bench_e2e.sh --bin "$STAGE/bin" "$@" ;;
   --quick) run --quick ;;
-  *) echo "usage: tools/gpu-check.sh [prepare | run [--quick] | --quick]" >&2; exit 2 ;;
+  *) echo "usage: tools/gpu-check.sh [prepare | run [--quick] | --quick | e2e [bench_e2e.sh options]]" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "qmodel/runtime/bench.h"
 #include "qmodel/runtime/model.h"
 #include "qmodel/runtime/npy.h"
 #include "qmodel/runtime/session.h"
@@ -29,6 +30,10 @@ struct Args {
   uint64_t seed = 0;
   unsigned threads = 0;
   bool print_ids = false;
+  bool bench = false;
+  std::string bench_prefill = "128,512,2048", bench_json;
+  uint32_t bench_decode = 256, bench_repeats = 3;
+  double bandwidth_gbs = 0;
 };
 
 int fail(const Status& status) {
@@ -76,6 +81,38 @@ rt::SamplingOptions sampling_options(const Args& a, const rt::Model& model) {
   return s;
 }
 
+// --bench: no prompt; random ids at the requested lengths (see qmodel/runtime/bench.h).
+int bench(const Args& a, const rt::Model& model) {
+  rt::BenchOptions options;
+  options.prefill_lengths.clear();
+  if (!a.bench_prefill.empty() && a.bench_prefill != "0") {
+    auto lengths = parse_ids(a.bench_prefill);
+    if (!lengths.ok()) {
+      std::fprintf(stderr, "qrun: --bench-prefill: expected token counts, e.g. 128,512,2048\n");
+      return kExitUsage;
+    }
+    for (int32_t n : *lengths) options.prefill_lengths.push_back(static_cast<uint32_t>(n));
+  }
+  options.decode_tokens = a.bench_decode;
+  options.repeats = a.bench_repeats;
+  options.bandwidth_gb_per_s = a.bandwidth_gbs;
+  auto result = rt::run_bench(model, options);
+  if (!result.ok()) return fail(result.status());
+  std::printf("%s", result->to_text().c_str());
+  if (!a.bench_json.empty()) {
+    FILE* f = std::fopen(a.bench_json.c_str(), "w");
+    if (f == nullptr) {
+      return fail(Status(qmodel::StatusCode::kIoError, a.bench_json + ": cannot open for writing"));
+    }
+    const std::string json = result->to_json() + "\n";
+    const bool written = std::fwrite(json.data(), 1, json.size(), f) == json.size();
+    if (std::fclose(f) != 0 || !written) {
+      return fail(Status(qmodel::StatusCode::kIoError, a.bench_json + ": write failed"));
+    }
+  }
+  return 0;
+}
+
 int run(const Args& a) {
   std::vector<int32_t> ids_from_args;
   if (!a.prompt_ids.empty()) {
@@ -95,7 +132,9 @@ int run(const Args& a) {
   auto model = rt::Model::open(a.model_path, model_options);
   if (!model.ok()) return fail(model.status());
   std::fprintf(stderr, "Time to load model: %.2f seconds.\n", (*model)->load_seconds());
-  if (model_options.compute_dtype && *model_options.compute_dtype != qmodel::ComputeDType::kF32) {
+  if (a.bench) return bench(a, **model);
+  if (model_options.device == rt::Device::kCpu && model_options.compute_dtype &&
+      *model_options.compute_dtype != qmodel::ComputeDType::kF32) {
     std::fprintf(stderr, "note: the CPU backend computes in fp32; --compute-dtype %s applies to CUDA only\n",
                  a.compute_dtype.c_str());
   }
@@ -146,14 +185,19 @@ int run(const Args& a) {
   const size_t n_new = result->ids.size();
   std::fprintf(stderr, "Time for inference: %.2f sec total, %.2f tokens/sec\n", result->seconds,
                result->seconds > 0 ? n_new / result->seconds : 0.0);
-  std::fprintf(stderr, "Memory used: %.2f GB\n", stats.process_peak_resident_bytes / kBytesPerGB);
+  if (model_options.device == rt::Device::kCuda) {
+    std::fprintf(stderr, "Memory used: %.2f GB (GPU: weights, KV cache and workspace), %.2f GB host\n",
+                 stats.device_allocated_bytes / kBytesPerGB, stats.process_peak_resident_bytes / kBytesPerGB);
+  } else {
+    std::fprintf(stderr, "Memory used: %.2f GB\n", stats.process_peak_resident_bytes / kBytesPerGB);
+  }
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"qrun: generate text with a .qmodel file (CPU backend computes in fp32)"};
+  CLI::App app{"qrun: generate text with a .qmodel file on the CPU (fp32 reference) or a CUDA GPU"};
   Args a;
   app.add_option("model", a.model_path, "the .qmodel file")->required();
   auto* prompt = app.add_option("--prompt", a.prompt, "prompt text (needs the embedded tokenizer)");
@@ -171,13 +215,21 @@ int main(int argc, char** argv) {
   app.add_option("--threads", a.threads, "worker threads (0 = all cores)");
   app.add_flag("--print-ids", a.print_ids, "also print the generated token ids");
   app.add_option("--dump-logits", a.dump_logits, "write the logits of every prompt position to FILE.npy");
+  auto* bench = app.add_flag("--bench", a.bench, "benchmark instead of generating: load, prefill and decode speed, memory");
+  app.add_option("--bench-prefill", a.bench_prefill, "--bench: prompt lengths to time (0 = none)")->capture_default_str();
+  app.add_option("--bench-decode", a.bench_decode, "--bench: greedy decode steps to time")->capture_default_str();
+  app.add_option("--bench-repeats", a.bench_repeats, "--bench: timed runs per prompt length (median)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--bandwidth-gbs", a.bandwidth_gbs, "--bench: device read bandwidth (GB/s) for the roofline line");
+  app.add_option("--bench-json", a.bench_json, "--bench: also write the figures as one JSON line to FILE");
+  bench->excludes(prompt)->excludes(prompt_ids);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
   }
-  if (a.prompt.empty() && a.prompt_ids.empty()) {
+  if (!a.bench && a.prompt.empty() && a.prompt_ids.empty()) {
     std::fprintf(stderr, "qrun: one of --prompt or --prompt-ids is required\n");
     return kExitUsage;
   }

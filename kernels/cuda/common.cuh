@@ -61,11 +61,15 @@ struct ActTraits<float> {
 // Weights are streamed exactly once per launch: the non-coherent path with L1::no_allocate keeps
 // them from evicting the activations, which every warp of the SM re-reads from L1.
 __device__ __forceinline__ uint4 load_stream_u4(const void* p) {
+#if defined(QMODEL_CUDA_EMULATION)
+  return __ldg(static_cast<const uint4*>(p));  // same read-only 16-byte load, alignment checked
+#else
   uint4 v;
   asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
+#endif
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -126,13 +130,15 @@ inline int log2_exact(int64_t v) {
   return s;
 }
 
-// Internal launchers, one per kernel family (validation of the view and m is done by the caller).
-Status launch_gemv_4bit(ActType act, const void* x, int m, const DeviceWeightView& w,
-                        const float* bias, void* y, cudaStream_t stream);
-Status launch_gemv_int8(ActType act, const void* x, int m, const DeviceWeightView& w,
-                        const float* bias, void* y, cudaStream_t stream);
-Status launch_gemv_float(ActType act, const void* x, int m, const DeviceWeightView& w,
-                         const float* bias, void* y, cudaStream_t stream);
+// Internal GEMV launchers, one per kernel family: `count` (1..kMaxGemvMulti) weights sharing x,
+// all of the family's storage type and double-quant-ness; biases[j] may be null. Validation of
+// the views, m, act and the pointers is done by the caller (launch.cu).
+Status launch_gemv_4bit(ActType act, const void* x, int m, const DeviceWeightView* ws,
+                        const float* const* biases, void* const* ys, int count, cudaStream_t stream);
+Status launch_gemv_int8(ActType act, const void* x, int m, const DeviceWeightView* ws,
+                        const float* const* biases, void* const* ys, int count, cudaStream_t stream);
+Status launch_gemv_float(ActType act, const void* x, int m, const DeviceWeightView* ws,
+                         const float* const* biases, void* const* ys, int count, cudaStream_t stream);
 
 // Number of SMs of the current device (for grid sizing); 132 on an H100 SXM.
 Status current_sm_count(int* n_sms);

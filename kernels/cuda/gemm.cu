@@ -1,7 +1,9 @@
 // Prefill GEMM: Y[m, n] = X[m, k] * W[n, k]^T (+ bias[n]), m = tokens, n = out features (W rows),
 // k = in features. W is dequantized into a caller-owned scratch in the activation type
-// (dequant.cu, one pass writing n*k 16-bit values) and multiplied by cuBLASLt with fp32
-// accumulation; bf16/fp16 weights in the activation type are used in place. Compute dominates
+// (dequant.cu, one pass writing n*k 16-bit values, or fp32 for fp32 activations) and multiplied by
+// cuBLASLt with fp32 accumulation; weights stored in the activation type are used in place.
+// fp32 activations use CUBLAS_COMPUTE_32F with fp32 A/B/C: true fp32 products (TF32 would need
+// CUBLAS_COMPUTE_32F_FAST_TF32 and would round W and X to 10 mantissa bits). Compute dominates
 // at m >= 16 (2*m*n*k flops against n*k*2 scratch bytes written and read back), so the extra pass
 // costs a few percent at m = 512 and keeps the file's blobs untouched.
 //
@@ -75,6 +77,8 @@ Status launch_add_bias(ActType act, void* y, const float* bias, int64_t m, int64
   if (act == ActType::kBF16) {
     QMODEL_LAUNCH(grid, detail::kBlockThreads, 0, stream, add_bias_kernel<__nv_bfloat16>)(
         static_cast<__nv_bfloat16*>(y), bias, m, n);
+  } else if (act == ActType::kF32) {
+    QMODEL_LAUNCH(grid, detail::kBlockThreads, 0, stream, add_bias_kernel<float>)(static_cast<float*>(y), bias, m, n);
   } else {
     QMODEL_LAUNCH(grid, detail::kBlockThreads, 0, stream, add_bias_kernel<__half>)(static_cast<__half*>(y), bias, m, n);
   }
@@ -143,11 +147,19 @@ Result<GemmContext> GemmContext::create(int64_t workspace_bytes) {
   return GemmContext(std::move(impl));
 }
 
+namespace {
+// A weight stored in the activation type is the GEMM's A operand as it is.
+bool weight_in_place(const DeviceWeightView& w, ActType act) {
+  return (act == ActType::kBF16 && w.storage == StorageType::kBF16) ||
+         (act == ActType::kF16 && w.storage == StorageType::kF16) ||
+         (act == ActType::kF32 && w.storage == StorageType::kF32);
+}
+}  // namespace
+
 int64_t gemm_scratch_bytes(const DeviceWeightView& w, ActType act) {
-  const bool in_place = (act == ActType::kBF16 && w.storage == StorageType::kBF16) ||
-                        (act == ActType::kF16 && w.storage == StorageType::kF16);
-  if (in_place || w.rows <= 0 || w.cols <= 0 || w.rows > INT64_MAX / w.cols / 2) return 0;
-  return w.rows * w.cols * 2;
+  const int64_t elem_bytes = act == ActType::kF32 ? 4 : 2;
+  if (weight_in_place(w, act) || w.rows <= 0 || w.cols <= 0 || w.rows > INT64_MAX / w.cols / elem_bytes) return 0;
+  return w.rows * w.cols * elem_bytes;
 }
 
 Status launch_gemm(GemmContext& ctx, ActType act, const void* x, int64_t m, const DeviceWeightView& w,
@@ -155,8 +167,8 @@ Status launch_gemm(GemmContext& ctx, ActType act, const void* x, int64_t m, cons
   QMODEL_RETURN_IF_ERROR(validate_device_weight(w));
   if (ctx.impl() == nullptr) return Status(StatusCode::kInvalidArgument, "gemm: moved-from GemmContext");
   if (m <= 0) return Status(StatusCode::kInvalidArgument, "gemm: m must be positive");
-  if (act != ActType::kBF16 && act != ActType::kF16) {
-    return Status(StatusCode::kUnsupported, "gemm: activations must be bf16 or f16");
+  if (act != ActType::kBF16 && act != ActType::kF16 && act != ActType::kF32) {
+    return Status(StatusCode::kUnsupported, "gemm: activations must be bf16, f16 or f32");
   }
   // cuBLASLt takes 64-bit dims, but int32 keeps every index in its kernels safe.
   if (m > INT32_MAX || w.rows > INT32_MAX || w.cols > INT32_MAX) {
@@ -165,7 +177,8 @@ Status launch_gemm(GemmContext& ctx, ActType act, const void* x, int64_t m, cons
   if (x == nullptr || y == nullptr) return Status(StatusCode::kInvalidArgument, "gemm: x or y is null");
   const int64_t need = gemm_scratch_bytes(w, act);
   const void* a = w.data;
-  if (need > 0) {
+  if (!weight_in_place(w, act)) {
+    if (need == 0) return Status(StatusCode::kUnsupported, "gemm: scratch size overflows int64");
     if (scratch == nullptr || scratch_bytes < need) {
       return Status(StatusCode::kInvalidArgument, "gemm: scratch of " + std::to_string(scratch_bytes) +
                                                       " bytes, need " + std::to_string(need));
@@ -173,7 +186,7 @@ Status launch_gemm(GemmContext& ctx, ActType act, const void* x, int64_t m, cons
     QMODEL_RETURN_IF_ERROR(launch_dequantize(w, 0, w.rows * w.cols, act, scratch, stream));
     a = scratch;
   }
-  const cudaDataType_t type = act == ActType::kBF16 ? CUDA_R_16BF : CUDA_R_16F;
+  const cudaDataType_t type = act == ActType::kBF16 ? CUDA_R_16BF : act == ActType::kF16 ? CUDA_R_16F : CUDA_R_32F;
   bool no_algo = false;
   QMODEL_RETURN_IF_ERROR(run_matmul(*ctx.impl(), type, a, x, y, m, w.rows, w.cols, bias, &no_algo, stream));
   if (no_algo && bias != nullptr) {

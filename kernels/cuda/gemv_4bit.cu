@@ -16,8 +16,8 @@
 // distinct banks, so any pattern of 32 lookups is conflict-free (same entry = broadcast). The dot
 // over the chunk is accumulated unscaled in fp32 and multiplied by absmax once per chunk, which
 // saves 31 of 32 multiplies; it differs from the reference (which rounds lut*absmax per weight)
-// only by fp32 rounding. The activation chunk (32 bf16/fp16 = 64 bytes) is read with four 16-byte
-// loads that stay in L1 for all warps of the SM.
+// only by fp32 rounding. The activation chunk (32 bf16/fp16 = 64 bytes, or 32 fp32 = 128 bytes) is
+// read with four (eight) 16-byte loads that stay in L1 for all warps of the SM.
 #include "gemv_common.cuh"
 
 namespace qmodel::kernels {
@@ -62,10 +62,10 @@ struct FourBitPolicy {
     const uint32_t words[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
     for (int v = 0; v < 4; ++v) {
-      // Word v of the chunk holds weights 8v..8v+7; so does 16-byte activation vector v.
-      uint4 xv[kM];
+      // Word v of the chunk holds weights 8v..8v+7; so does activation vector v (8 elements).
+      detail::ActVec<ActT, 8> xv[kM];
 #pragma unroll
-      for (int i = 0; i < kM; ++i) xv[i] = __ldg(reinterpret_cast<const uint4*>(x + i * ldx) + v);
+      for (int i = 0; i < kM; ++i) xv[i].load(x + i * ldx + 8 * v);
 #pragma unroll
       for (int b = 0; b < 4; ++b) {
         const uint32_t byte = (words[v] >> (8 * b)) & 0xffu;
@@ -73,8 +73,7 @@ struct FourBitPolicy {
         const float lo = s.lut[byte & 0xfu]; // weight 8v + 2b + 1
 #pragma unroll
         for (int i = 0; i < kM; ++i) {
-          const uint32_t xw[4] = {xv[i].x, xv[i].y, xv[i].z, xv[i].w};
-          const float2 xf = ActTraits<ActT>::unpack2(xw[b]);
+          const float2 xf = xv[i].pair(b);
           dot[i] = fmaf(hi, xf.x, dot[i]);
           dot[i] = fmaf(lo, xf.y, dot[i]);
         }
@@ -93,15 +92,21 @@ struct FourBitPolicy {
 
 }  // namespace
 
-Status launch_gemv_4bit(ActType act, const void* x, int m, const DeviceWeightView& w,
-                        const float* bias, void* y, cudaStream_t stream) {
-  const int64_t k = w.cols;
-  const bool aligned = (k % w.block_size) == 0 && (k % 32) == 0 && is_aligned(w.data, 16) &&
-                       detail::activations_vector_ok(x, k);
-  if (w.double_quant()) {
-    return detail::launch_gemv_family<FourBitPolicy<true>>(act, x, m, w, bias, y, aligned, stream);
+Status launch_gemv_4bit(ActType act, const void* x, int m, const DeviceWeightView* ws,
+                        const float* const* biases, void* const* ys, int count, cudaStream_t stream) {
+  bool aligned[kMaxGemvMulti];
+  for (int j = 0; j < count; ++j) {
+    const DeviceWeightView& w = ws[j];
+    const int64_t k = w.cols;
+    // Activation vectors of 8 elements: 16 bytes, or two 16-byte loads for fp32.
+    aligned[j] = (k % w.block_size) == 0 && (k % 32) == 0 && is_aligned(w.data, 16) &&
+                 detail::activations_vector_ok(x, k, act, 16);
   }
-  return detail::launch_gemv_family<FourBitPolicy<false>>(act, x, m, w, bias, y, aligned, stream);
+  // The caller guarantees one storage type and one double-quant-ness per call.
+  if (ws[0].double_quant()) {
+    return detail::launch_gemv_family<FourBitPolicy<true>>(act, x, m, ws, biases, ys, count, aligned, stream);
+  }
+  return detail::launch_gemv_family<FourBitPolicy<false>>(act, x, m, ws, biases, ys, count, aligned, stream);
 }
 
 }  // namespace qmodel::kernels

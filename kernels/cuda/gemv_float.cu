@@ -7,6 +7,8 @@
 // Conditions: cols * sizeof(weight) % 16 == 0 and a 16-byte aligned blob (rows start on 16-byte
 // boundaries). Weights convert to fp32 (exact for every storage type) and accumulate in fp32.
 // Other shapes take gemv_general_kernel, one element at a time.
+#include <algorithm>
+
 #include "gemv_common.cuh"
 
 namespace qmodel::kernels {
@@ -40,20 +42,14 @@ struct FloatPolicy {
     const uint32_t words[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
     for (int i = 0; i < kM; ++i) {
-      // The chunk's activations: 16 bytes (8 elements) for 16-bit weights, 8 bytes for fp32.
-      uint32_t xw[4];
-      if constexpr (kPairs == 4) {
-        const uint4 v = __ldg(reinterpret_cast<const uint4*>(x + i * ldx));
-        xw[0] = v.x; xw[1] = v.y; xw[2] = v.z; xw[3] = v.w;
-      } else {
-        const uint2 v = __ldg(reinterpret_cast<const uint2*>(x + i * ldx));
-        xw[0] = v.x; xw[1] = v.y; xw[2] = 0; xw[3] = 0;
-      }
+      // The chunk's activations: kElemsPerChunk (8 for 16-bit weights, 4 for fp32) elements.
+      detail::ActVec<ActT, kElemsPerChunk> xv;
+      xv.load(x + i * ldx);
       float d = 0.0f;
 #pragma unroll
       for (int p = 0; p < kPairs; ++p) {
         const float2 wf = weight_pair(words, p);
-        const float2 xf = ActTraits<ActT>::unpack2(xw[p]);
+        const float2 xf = xv.pair(p);
         d = fmaf(wf.x, xf.x, d);
         d = fmaf(wf.y, xf.y, d);
       }
@@ -67,25 +63,28 @@ struct FloatPolicy {
 };
 
 template <typename WeightT>
-Status launch_float_typed(ActType act, const void* x, int m, const DeviceWeightView& w,
-                          const float* bias, void* y, cudaStream_t stream) {
+Status launch_float_typed(ActType act, const void* x, int m, const DeviceWeightView* ws,
+                          const float* const* biases, void* const* ys, int count, cudaStream_t stream) {
   using Policy = FloatPolicy<WeightT>;
-  // fp32 activations chunks are 8 bytes: x rows must start 8-byte aligned (k even); 16-bit
-  // chunks need the 16-byte activation loads of activations_vector_ok.
-  const bool x_ok = Policy::kElemsPerChunk == 8 ? detail::activations_vector_ok(x, w.cols)
-                                                : (is_aligned(x, 8) && w.cols % 4 == 0);
-  const bool aligned = (w.cols % Policy::kElemsPerChunk) == 0 && is_aligned(w.data, 16) && x_ok;
-  return detail::launch_gemv_family<Policy>(act, x, m, w, bias, y, aligned, stream);
+  // A chunk's activations are one load of kElemsPerChunk elements: 8 bytes for fp32 weights with
+  // 16-bit activations, 16 bytes otherwise (two 16-byte loads for bf16 weights, fp32 activations).
+  const int64_t load_bytes = std::min<int64_t>(16, Policy::kElemsPerChunk * detail::act_bytes(act));
+  bool aligned[kMaxGemvMulti];
+  for (int j = 0; j < count; ++j) {
+    aligned[j] = (ws[j].cols % Policy::kElemsPerChunk) == 0 && is_aligned(ws[j].data, 16) &&
+                 detail::activations_vector_ok(x, ws[j].cols, act, load_bytes);
+  }
+  return detail::launch_gemv_family<Policy>(act, x, m, ws, biases, ys, count, aligned, stream);
 }
 
 }  // namespace
 
-Status launch_gemv_float(ActType act, const void* x, int m, const DeviceWeightView& w,
-                         const float* bias, void* y, cudaStream_t stream) {
-  switch (w.storage) {
-    case StorageType::kBF16: return launch_float_typed<__nv_bfloat16>(act, x, m, w, bias, y, stream);
-    case StorageType::kF16: return launch_float_typed<__half>(act, x, m, w, bias, y, stream);
-    case StorageType::kF32: return launch_float_typed<float>(act, x, m, w, bias, y, stream);
+Status launch_gemv_float(ActType act, const void* x, int m, const DeviceWeightView* ws,
+                         const float* const* biases, void* const* ys, int count, cudaStream_t stream) {
+  switch (ws[0].storage) {  // one storage type per call (checked by the caller)
+    case StorageType::kBF16: return launch_float_typed<__nv_bfloat16>(act, x, m, ws, biases, ys, count, stream);
+    case StorageType::kF16: return launch_float_typed<__half>(act, x, m, ws, biases, ys, count, stream);
+    case StorageType::kF32: return launch_float_typed<float>(act, x, m, ws, biases, ys, count, stream);
     default: return Status(StatusCode::kInvalidArgument, "gemv_float: not a float storage type");
   }
 }

@@ -1,6 +1,6 @@
 // Decode GEMV straight from LLM.int8 row-format weights (int8 [rows, cols], fp32 SCB per row):
 // y[i, r] = (sum_k x[i, k] * q[r, k]) * SCB[r] * (1/127) (+ bias[r]). Weight-only int8: the
-// activations stay bf16/fp16, so bnb's outlier decomposition has nothing to do here.
+// activations stay bf16/fp16/fp32, so bnb's outlier decomposition has nothing to do here.
 //
 // Thread -> data (fast path, gemv_aligned_kernel in gemv_common.cuh): a lane owns one 16-byte
 // chunk = 16 consecutive int8 weights of one row per step, consecutive lanes consecutive chunks
@@ -41,9 +41,9 @@ struct Int8Policy {
 #pragma unroll
     for (int v = 0; v < 2; ++v) {
       // Activation vector v (8 elements) pairs with weight words 2v and 2v+1.
-      uint4 xv[kM];
+      detail::ActVec<ActT, 8> xv[kM];
 #pragma unroll
-      for (int i = 0; i < kM; ++i) xv[i] = __ldg(reinterpret_cast<const uint4*>(x + i * ldx) + v);
+      for (int i = 0; i < kM; ++i) xv[i].load(x + i * ldx + 8 * v);
 #pragma unroll
       for (int p = 0; p < 4; ++p) {  // element pair p of vector v = bytes 2p, 2p+1 of those words
         const uint32_t word = words[2 * v + p / 2];
@@ -51,8 +51,7 @@ struct Int8Policy {
         const float w1 = s8(word, (2 * p) % 4 + 1);
 #pragma unroll
         for (int i = 0; i < kM; ++i) {
-          const uint32_t xw[4] = {xv[i].x, xv[i].y, xv[i].z, xv[i].w};
-          const float2 xf = ActTraits<ActT>::unpack2(xw[p]);
+          const float2 xf = xv[i].pair(p);
           dot[i] = fmaf(w0, xf.x, dot[i]);
           dot[i] = fmaf(w1, xf.y, dot[i]);
         }
@@ -69,11 +68,14 @@ struct Int8Policy {
 
 }  // namespace
 
-Status launch_gemv_int8(ActType act, const void* x, int m, const DeviceWeightView& w,
-                        const float* bias, void* y, cudaStream_t stream) {
-  const bool aligned = (w.cols % Int8Policy::kElemsPerChunk) == 0 && is_aligned(w.data, 16) &&
-                       detail::activations_vector_ok(x, w.cols);
-  return detail::launch_gemv_family<Int8Policy>(act, x, m, w, bias, y, aligned, stream);
+Status launch_gemv_int8(ActType act, const void* x, int m, const DeviceWeightView* ws,
+                        const float* const* biases, void* const* ys, int count, cudaStream_t stream) {
+  bool aligned[kMaxGemvMulti];
+  for (int j = 0; j < count; ++j) {
+    aligned[j] = (ws[j].cols % Int8Policy::kElemsPerChunk) == 0 && is_aligned(ws[j].data, 16) &&
+                 detail::activations_vector_ok(x, ws[j].cols, act, 16);
+  }
+  return detail::launch_gemv_family<Int8Policy>(act, x, m, ws, biases, ys, count, aligned, stream);
 }
 
 }  // namespace qmodel::kernels

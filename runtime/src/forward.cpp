@@ -53,7 +53,7 @@ uint64_t CpuForward::scratch_bytes() const {
   return n * sizeof(float);
 }
 
-void CpuForward::run(const int32_t* ids, size_t m, size_t start, bool all_logits, float* logits) {
+Status CpuForward::run(const int32_t* ids, size_t m, size_t start, bool all_logits, float* logits) {
   const size_t h = config_.hidden_size, half = config_.head_dim / 2;
   for (size_t t = 0; t < m; ++t) {
     const size_t row = static_cast<size_t>(ids[t]);
@@ -68,7 +68,8 @@ void CpuForward::run(const int32_t* ids, size_t m, size_t start, bool all_logits
   const size_t first = all_logits ? 0 : m - 1, n_rows = m - first;
   rmsnorm_rows(x_.data() + first * h, n_rows, h, vector_f32(weights_.final_norm, vec_a_), config_.rms_norm_eps,
                xn_.data());
-  linear(pool_, xn_.data(), n_rows, weights_.lm_head, nullptr, logits);
+  if (logits != nullptr) linear(pool_, xn_.data(), n_rows, weights_.lm_head, nullptr, logits);
+  return Status();
 }
 
 void CpuForward::attention_block(size_t l, size_t m, size_t start) {

@@ -11,13 +11,14 @@
 
 #include "qmodel/format/status.h"
 #include "qmodel/format/types.h"
+#include "forward_backend.h"
 #include "weights.h"
 
 namespace qmodel::runtime {
 
 class ThreadPool;
 
-class CpuForward {
+class CpuForward final : public ForwardBackend {
  public:
   // max_chunk = most tokens per run() (prefill chunk). `weights` and `pool` must outlive this.
   // kOutOfMemory when the cache or workspace cannot be allocated; rope errors as rope_inv_freq.
@@ -27,10 +28,14 @@ class CpuForward {
   // Runs ids[0..m) at positions [start, start + m) (m <= max_chunk, start + m <= max_context; the
   // caller checks ids are < vocab). Writes their K/V into the cache and the logits of the last
   // token ([vocab]) or, with all_logits, of every token ([m, vocab]) to `logits`.
-  void run(const int32_t* ids, size_t m, size_t start, bool all_logits, float* logits);
+  Status run(const int32_t* ids, size_t m, size_t start, bool all_logits, float* logits) override;
 
-  size_t max_context() const { return max_context_; }
-  size_t max_chunk() const { return max_chunk_; }
+  size_t max_context() const override { return max_context_; }
+  size_t max_chunk() const override { return max_chunk_; }
+  void fill_memory_stats(Stats& stats) const override {
+    stats.kv_cache_bytes = kv_cache_bytes();
+    stats.scratch_bytes = scratch_bytes();
+  }
   uint64_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
   uint64_t scratch_bytes() const;
 

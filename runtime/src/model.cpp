@@ -1,6 +1,7 @@
 // Model::open: verified mapping -> supported architecture -> bound weights -> embedded tokenizer.
 #include "qmodel/runtime/model.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "model_impl.h"
@@ -20,16 +21,15 @@ Model::~Model() = default;
 
 Result<std::unique_ptr<Model>> Model::open(const std::string& path, const ModelOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (options.device == Device::kCuda) {
-    return Status(StatusCode::kUnsupported,
-                  "CUDA backend not available yet (not built yet in this version); use the cpu device");
-  }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   format::OpenOptions open_options;
   open_options.verify_checksums = options.verify_checksums;
   QMODEL_ASSIGN_OR_RETURN(impl->file, format::ModelFile::open(path, open_options));
   QMODEL_ASSIGN_OR_RETURN(impl->weights, bind_llama_weights(*impl->file));
+  if (options.device == Device::kCuda) {
+    QMODEL_ASSIGN_OR_RETURN(impl->device, upload_model_to_cuda(*impl->file, impl->weights, options));
+  }
 
   const format::ModelHeader& header = impl->file->header();
   if (const format::EmbeddedFile* tok = header.find_file("tokenizer.json")) {
@@ -51,6 +51,11 @@ const ModelOptions& Model::options() const { return impl_->options; }
 const Tokenizer* Model::tokenizer() const { return impl_->tokenizer.get(); }
 double Model::load_seconds() const { return impl_->load_seconds; }
 uint64_t Model::weight_bytes() const { return impl_->weights.n_bytes; }
+uint64_t Model::weight_bytes_per_token() const {
+  const ModelWeights& w = impl_->weights;
+  if (w.tied_lm_head) return w.n_bytes;
+  return w.n_bytes - w.embed_bytes + w.embed_bytes / std::max<uint64_t>(1, config().vocab_size);
+}
 
 Result<std::vector<int32_t>> Model::encode(const std::string& text, bool add_special) const {
   if (impl_->tokenizer == nullptr) {

@@ -86,11 +86,15 @@ std::vector<float> Sampler::probabilities(const float* logits, size_t n) const {
   return probs;
 }
 
+double Sampler::next_uniform() {
+  // 53 random bits -> u in [0, 1): portable, unlike std::uniform_real_distribution.
+  return static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
+}
+
 int32_t Sampler::sample(const float* logits, size_t n) {
   if (options_.temperature == 0.0f) return argmax(logits, n);
   const std::vector<float> probs = probabilities(logits, n);
-  // 53 random bits -> u in [0, 1): portable, unlike std::uniform_real_distribution.
-  const double u = static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
+  const double u = next_uniform();
   double cumulative = 0.0;
   int32_t last_nonzero = 0;
   for (size_t i = 0; i < n; ++i) {

@@ -151,11 +151,13 @@ Result<ModelWeights> bind_llama_weights(const format::ModelFile& file) {
   Binder b{file};
   ModelWeights w;
   QMODEL_ASSIGN_OR_RETURN(w.embed, b.need("model.embed_tokens.weight", {vocab, h}));
+  w.embed_bytes = b.n_bytes;
   QMODEL_ASSIGN_OR_RETURN(w.final_norm, b.need("model.norm.weight", {h}));
   if (file.header().find_tensor("lm_head.weight") != nullptr || !c.tie_word_embeddings) {
     QMODEL_ASSIGN_OR_RETURN(w.lm_head, b.need("lm_head.weight", {vocab, h}));
   } else {
     w.lm_head = w.embed;  // tied: stored once
+    w.tied_lm_head = true;
   }
   w.layers.resize(c.n_layers);
   for (uint32_t i = 0; i < c.n_layers; ++i) {

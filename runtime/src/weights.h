@@ -29,6 +29,8 @@ struct ModelWeights {
   kernels::WeightView lm_head;   // [vocab, hidden]; the embedding when tied
   std::vector<LayerWeights> layers;
   uint64_t n_bytes = 0;          // stored bytes of every bound blob
+  uint64_t embed_bytes = 0;      // of which the embedding table
+  bool tied_lm_head = false;     // lm_head is the embedding (read whole by every token)
 };
 
 inline bool is_present(const kernels::WeightView& w) { return w.data != nullptr; }

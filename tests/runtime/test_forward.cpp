@@ -357,7 +357,7 @@ void expect_forward_matches_naive(bool bias, bool nf4) {
       std::vector<float> logits(ids.size() * vocab);
       for (size_t off = 0; off < ids.size(); off += chunk) {
         const size_t m = std::min(chunk, ids.size() - off);
-        (*fwd)->run(ids.data() + off, m, off, true, logits.data() + off * vocab);
+        ASSERT_TRUE((*fwd)->run(ids.data() + off, m, off, true, logits.data() + off * vocab).ok());
       }
       double max_err = 0;
       for (size_t i = 0; i < logits.size(); ++i) max_err = std::max(max_err, double(std::fabs(logits[i] - want[i])));
@@ -366,7 +366,7 @@ void expect_forward_matches_naive(bool bias, bool nf4) {
       // matmul_ref may order an m-row product differently from a 1-row one).
       std::vector<float> last(vocab);
       const size_t m0 = std::min(chunk, ids.size());
-      (*fwd)->run(ids.data(), m0, 0, false, last.data());
+      ASSERT_TRUE((*fwd)->run(ids.data(), m0, 0, false, last.data()).ok());
       for (size_t i = 0; i < vocab; ++i) ASSERT_NEAR(last[i], logits[(m0 - 1) * vocab + i], 1e-5);
     }
   }
@@ -385,7 +385,7 @@ TEST(Forward, OtherThreadCountsGiveBitIdenticalLogits) {
     auto fwd = CpuForward::create(tw->config, tw->views, pool, 8, 8);
     ASSERT_TRUE(fwd.ok());
     std::vector<float> logits(ids.size() * tw->config.vocab_size);
-    (*fwd)->run(ids.data(), ids.size(), 0, true, logits.data());
+    ASSERT_TRUE((*fwd)->run(ids.data(), ids.size(), 0, true, logits.data()).ok());
     results.push_back(logits);
   }
   EXPECT_EQ(results[0], results[1]);

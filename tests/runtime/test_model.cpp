@@ -106,14 +106,19 @@ TEST(Model, UnsupportedArchitectureIsNamed) {
   EXPECT_NE(model.status().message().find("GPTNeoXForCausalLM"), std::string::npos);
 }
 
-TEST(Model, CudaIsNotAvailableYet) {
+// This binary links the real runtime: a build without CUDA refuses the device (kUnsupported), a
+// CUDA build on a machine without a GPU reports the CUDA error (kCuda). Either way open() returns
+// a clear error instead of crashing. (tests/gpu runs the CUDA backend itself, on a GPU or on the
+// CPU emulator of CUDA.)
+TEST(Model, CudaWithoutAGpuIsAClearError) {
   TempDir dir;
   ModelOptions options;
   options.device = Device::kCuda;
   auto model = write_and_open(dir, TinyModelSpec{}, options);
-  ASSERT_FALSE(model.ok());
-  EXPECT_EQ(model.status().code(), StatusCode::kUnsupported);
-  EXPECT_NE(model.status().message().find("CUDA backend not available yet"), std::string::npos);
+  if (model.ok()) GTEST_SKIP() << "a CUDA device is present (tests/gpu covers the backend)";
+  const bool expected_code = model.status().code() == StatusCode::kUnsupported || model.status().code() == StatusCode::kCuda;
+  EXPECT_TRUE(expected_code) << model.status().message();
+  EXPECT_NE(model.status().message().find("CUDA"), std::string::npos) << model.status().message();
 }
 
 TEST(Model, MissingFileIsAnError) {

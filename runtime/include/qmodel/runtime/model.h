@@ -21,7 +21,7 @@ namespace qmodel::runtime {
 
 enum class Device : uint8_t {
   kCpu,   // reference backend: fp32 compute, multi-threaded, reads the quantized blobs as stored
-  kCuda,  // not built yet: open() returns kUnsupported
+  kCuda,  // the product: weights uploaded as stored, fused kernels, CUDA-graph decode
 };
 
 const char* device_name(Device device);
@@ -29,7 +29,8 @@ const char* device_name(Device device);
 struct ModelOptions {
   Device device = Device::kCpu;
   // Activation dtype. The CPU backend always computes in fp32 (ignores this); it only matters for
-  // CUDA. Unset = the file's quantization settings (bnb_4bit_compute_dtype).
+  // CUDA (bf16 / fp16 / fp32 activations, KV cache and GEMM inputs; accumulation is always fp32).
+  // Unset = the file's quantization settings (bnb_4bit_compute_dtype).
   std::optional<ComputeDType> compute_dtype;
   unsigned n_threads = 0;          // default worker threads of sessions; 0 = hardware concurrency
   bool verify_checksums = false;   // also hash every blob at open (reads the whole file)
@@ -38,7 +39,8 @@ struct ModelOptions {
 class Model {
  public:
   // Errors: whatever format::ModelFile::open reports (kIoError, kCorruptFile, ...);
-  // kUnsupported for an unknown architecture, activation, RoPE scaling or Device::kCuda;
+  // kUnsupported for an unknown architecture, activation or RoPE scaling, or Device::kCuda in a
+  // build without CUDA; kOutOfMemory (naming the shortfall) when the weights do not fit the GPU;
   // kNotFound naming the first missing tensor; kCorruptFile naming a tensor with a wrong shape or
   // an unusable embedded tokenizer.
   static Result<std::unique_ptr<Model>> open(const std::string& path, const ModelOptions& options = {});
@@ -60,6 +62,9 @@ class Model {
 
   double load_seconds() const;     // open(): map + verify + bind + tokenizer
   uint64_t weight_bytes() const;   // bytes of all weight blobs the graph reads (as stored)
+  // Weight bytes one decode step reads: everything but the embedding table, of which one row
+  // (unless lm_head is tied to it). The numerator of the decode bandwidth roofline.
+  uint64_t weight_bytes_per_token() const;
 
   struct Impl;                     // runtime-internal (weights, mapping); see src/model_impl.h
   const Impl& impl() const { return *impl_; }

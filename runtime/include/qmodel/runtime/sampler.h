@@ -35,6 +35,9 @@ class Sampler {
   // one-hot vector. Deterministic; does not advance the random state.
   std::vector<float> probabilities(const float* logits, size_t n) const;
   const SamplingOptions& options() const { return options_; }
+  // The next draw in [0, 1) that sample() would use (53 random bits), advancing the state: a
+  // device sampler given these draws picks what sample() picks (up to rounding).
+  double next_uniform();
 
  private:
   explicit Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {}

@@ -14,6 +14,12 @@ struct Stats {
   uint64_t weight_bytes = 0;      // weight blobs as stored (read from the mapping)
   uint64_t kv_cache_bytes = 0;    // K and V for every layer at the session's max context
   uint64_t scratch_bytes = 0;     // activations and attention workspace
+  // CUDA backend only (0 on the CPU): device memory this model and session allocated (weights as
+  // stored + KV cache + workspace), and what the device reports in use (total - free: includes
+  // the CUDA context and other processes).
+  uint64_t device_weight_bytes = 0;
+  uint64_t device_allocated_bytes = 0;
+  uint64_t device_used_bytes = 0;
   uint64_t process_resident_bytes = 0;       // VmRSS now (mapped pages that were touched count)
   uint64_t process_peak_resident_bytes = 0;  // VmHWM
 
