@@ -88,7 +88,11 @@ BlockRunner& BlockRunner::for_this_thread() {
 
 BlockRunner* BlockRunner::active() { return t_active; }
 
-BlockRunner::BlockRunner() { init_thread_context(&sched_); }
+BlockRunner::BlockRunner() {
+  init_thread_context(&sched_);
+  const char* schedule = std::getenv("QMODEL_EMU_SCHEDULE");
+  reverse_ = schedule != nullptr && std::strcmp(schedule, "reverse") == 0;
+}
 
 BlockRunner::~BlockRunner() { std::free(dyn_); }
 
@@ -178,8 +182,8 @@ Fault BlockRunner::run_block(const KernelTask& task, const BlockShape& shape, ui
     t.linear = i;
     t.lane = i % 32;
     t.warp = i / 32;
-    make_ready(&f);
   }
+  for (unsigned k = 0; k < n; ++k) make_ready(fibers_[reverse_ ? n - 1 - k : k]);
   dyn_size_ = shape.shared_bytes;
   if (dyn_size_ > dyn_capacity_) {
     std::free(dyn_);
@@ -314,8 +318,10 @@ CUDA_EMU_HOT void BlockRunner::complete_group(WarpState& w, WarpGroup* g) {
     compute_shared_result(g);
   }
   Fiber* const* lanes = fiber_at_ + static_cast<size_t>(&w - warp_at_) * 32;
-  for (uint32_t m = g->arrived; m != 0; m &= m - 1) {
-    Fiber* lf = lanes[__builtin_ctz(m)];
+  for (uint32_t m = g->arrived; m != 0;) {
+    const int l = reverse_ ? 31 - __builtin_clz(m) : __builtin_ctz(m);
+    m &= ~(1u << l);
+    Fiber* lf = lanes[l];
     if (lf->state == FState::kBlocked) make_ready(lf);
   }
 }
@@ -460,8 +466,8 @@ CUDA_EMU_HOT int BlockRunner::block_sync(BlockSync kind, int predicate) {
 }
 
 CUDA_EMU_HOT void BlockRunner::release_block_barrier() {
-  for (unsigned i = 0; i < n_; ++i) {
-    Fiber* f = fiber_at_[i];
+  for (unsigned k = 0; k < n_; ++k) {
+    Fiber* f = fiber_at_[reverse_ ? n_ - 1 - k : k];
     if (f->state == FState::kBlocked && f->wait == WaitOn::kBlockBarrier) make_ready(f);
   }
   bar_arrived_ = 0;

@@ -104,6 +104,9 @@ class BlockRunner {
   unsigned ready_ = 0;  // queued in ready_ring_
   Fiber* current_ = nullptr;
   bool cancelling_ = false;
+  // QMODEL_EMU_SCHEDULE=reverse: threads start and wake in descending order instead of ascending,
+  // so a read of shared data before the barrier that publishes it sees other stale values.
+  bool reverse_ = false;
   Fault fault_;
   unsigned bar_arrived_ = 0;
   unsigned bar_gen_ = 0;

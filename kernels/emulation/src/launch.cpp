@@ -73,6 +73,10 @@ Fault run_grid(const LaunchConfig& c, const KernelTask& task) {
 
 cudaError_t submit_kernel(const LaunchConfig& config, std::shared_ptr<const KernelTask> task) {
   CUDA_EMU_REQUIRE_DEVICE();
+  if (tls_thread != nullptr) {
+    print_message("launch of " + symbol_name(config.kernel) + " from device code: dynamic parallelism is not emulated");
+    return set_error(cudaErrorNotSupported);
+  }
   std::string why;
   if (const cudaError_t e = validate_launch(config, &why); e != cudaSuccess) {
     print_message("launch of " + symbol_name(config.kernel) + " rejected: " + why);

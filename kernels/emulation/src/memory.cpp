@@ -325,6 +325,7 @@ cudaError_t register_host(void* p, size_t size, MemKind kind, unsigned flags) {
 cudaError_t cudaFree(void* dev_ptr) {
   if (dev_ptr == nullptr) return cudaSuccess;
   if (const cudaError_t e = cuda_emu::detail::prohibit_unsafe_call(); e != cudaSuccess) return set_error(e);
+  cuda_emu::detail::wait_for_device_idle();  // cudaFree synchronises: no kernel may still use it
   MemRange m;
   if (!unregister(dev_ptr, MemKind::kDevice, &m)) return set_error(cudaErrorInvalidValue);
   std::free(dev_ptr);
@@ -352,6 +353,7 @@ cudaError_t cudaMallocHost(void** ptr, size_t size) { return cudaHostAlloc(ptr, 
 cudaError_t cudaFreeHost(void* ptr) {
   if (ptr == nullptr) return cudaSuccess;
   if (const cudaError_t e = cuda_emu::detail::prohibit_unsafe_call(); e != cudaSuccess) return set_error(e);
+  cuda_emu::detail::wait_for_device_idle();
   MemRange m;
   if (!unregister(ptr, MemKind::kPinnedHost, &m)) return set_error(cudaErrorInvalidValue);
   std::free(ptr);
@@ -369,6 +371,7 @@ cudaError_t cudaHostUnregister(void* ptr) {
   CUDA_EMU_REQUIRE_DEVICE();
   if (ptr == nullptr) return set_error(cudaErrorInvalidValue);
   if (const cudaError_t e = cuda_emu::detail::prohibit_unsafe_call(); e != cudaSuccess) return set_error(e);
+  cuda_emu::detail::wait_for_device_idle();
   MemRange m;
   if (!unregister(ptr, MemKind::kRegisteredHost, &m)) return set_error(cudaErrorHostMemoryNotRegistered);
   return cudaSuccess;

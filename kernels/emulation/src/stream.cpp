@@ -111,6 +111,8 @@ Fault run_exclusive(const Op& op) {
   return op.run();
 }
 
+void wait_for_device_idle() { std::lock_guard<std::recursive_mutex> lock(exec_mutex()); }
+
 cudaError_t enqueue(cudaStream_t stream, std::shared_ptr<const Op> op) {
   State& st = state();
   {
@@ -213,6 +215,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
       if (const cudaError_t e = cuda_emu::detail::legacy_conflict_locked(st); e != cudaSuccess) return set_error(e);
     }
   }
+  cuda_emu::detail::wait_for_device_idle();
   return cuda_emu::detail::take_pending_fault();  // recorded as last error when it happened
 }
 
@@ -232,6 +235,7 @@ cudaError_t cudaStreamQuery(cudaStream_t stream) {
 cudaError_t cudaDeviceSynchronize() {
   CUDA_EMU_REQUIRE_DEVICE();
   if (const cudaError_t e = cuda_emu::detail::prohibit_unsafe_call(); e != cudaSuccess) return set_error(e);
+  cuda_emu::detail::wait_for_device_idle();
   return cuda_emu::detail::take_pending_fault();  // recorded as last error when it happened
 }
 
@@ -321,6 +325,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     if (st.events.count(event) == 0) return set_error(cudaErrorInvalidResourceHandle);
     if (captured_and_active(event)) return set_error(cudaErrorCapturedEvent);
   }
+  cuda_emu::detail::wait_for_device_idle();
   return cuda_emu::detail::take_pending_fault();  // recorded as last error when it happened
 }
 

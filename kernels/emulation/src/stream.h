@@ -44,4 +44,8 @@ cudaError_t check_legacy_stream_use();
 // Runs device work under the emulator's execution lock (one operation at a time).
 Fault run_exclusive(const Op& op);
 
+// Waits until no device work runs (work another host thread is running): what the implicit
+// synchronisation of cudaFree, cudaDeviceSynchronize, ... amounts to here.
+void wait_for_device_idle();
+
 }  // namespace cuda_emu::detail

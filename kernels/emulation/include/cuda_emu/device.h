@@ -20,6 +20,7 @@
 #include "cuda_emu/fp16.h"
 #include "cuda_emu/qualifiers.h"
 #include "cuda_emu/vector_types.h"
+#include "cuda_runtime_api.h"
 
 // ---- built-in variables ------------------------------------------------------------------------
 #define threadIdx (::cuda_emu::detail::thread_ctx().thread_idx)
@@ -54,7 +55,7 @@ inline long long clock64() {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
           .count());
 }
-[[noreturn]] inline void __trap() { ::cuda_emu::detail::device_fault(719 /* cudaErrorLaunchFailure */, "__trap() called"); }
+[[noreturn]] inline void __trap() { ::cuda_emu::detail::device_fault(cudaErrorLaunchFailure, "__trap() called"); }
 
 // ---- warp shuffles ----------------------------------------------------------------------------------
 namespace cuda_emu::detail {
@@ -305,7 +306,6 @@ inline float __powf(float x, float y) { return std::pow(x, y); }
 inline float __saturatef(float x) { return x != x ? 0.0f : (x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x)); }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
-inline float exp10f(float x) { return std::pow(10.0f, x); }
 inline float saturate(float x) { return __saturatef(x); }
 
 // ---- integer intrinsics -----------------------------------------------------------------------------

@@ -12,23 +12,27 @@
 #include "cuda_emu/prelude.h"
 #include "cuda_emu/vector_types.h"
 
+// The conversions run once per element in emulated kernels: always inlined (GCC's heuristics give
+// up on them inside large instrumented kernel bodies).
+#define CUDA_EMU_FP16_INLINE inline __attribute__((always_inline))
+
 namespace cuda_emu::fp16 {
 
 enum class Round { kNearestEven, kTowardZero, kUp, kDown };
 
-inline uint32_t float_bits(float f) {
+CUDA_EMU_FP16_INLINE uint32_t float_bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   return u;
 }
-inline float bits_float(uint32_t u) {
+CUDA_EMU_FP16_INLINE float bits_float(uint32_t u) {
   float f;
   std::memcpy(&f, &u, 4);
   return f;
 }
 
 // q (the truncated magnitude in units of the target ulp) rounded with remainder rem of 2^shift.
-inline uint32_t round_magnitude(uint32_t q, uint64_t rem, unsigned shift, bool negative, Round mode) {
+CUDA_EMU_FP16_INLINE uint32_t round_magnitude(uint32_t q, uint64_t rem, unsigned shift, bool negative, Round mode) {
   if (rem == 0) return q;
   switch (mode) {
     case Round::kNearestEven: {
@@ -42,7 +46,7 @@ inline uint32_t round_magnitude(uint32_t q, uint64_t rem, unsigned shift, bool n
   return q;
 }
 
-inline uint16_t float_to_half_bits(float f, Round mode = Round::kNearestEven) {
+CUDA_EMU_FP16_INLINE uint16_t float_to_half_bits(float f, Round mode = Round::kNearestEven) {
   const uint32_t u = float_bits(f);
   const bool negative = (u >> 31) != 0;
   const uint32_t sign = (u >> 16) & 0x8000u;
@@ -75,7 +79,7 @@ inline uint16_t float_to_half_bits(float f, Round mode = Round::kNearestEven) {
   return static_cast<uint16_t>(sign | bits);
 }
 
-inline float half_bits_to_float(uint16_t h) {
+CUDA_EMU_FP16_INLINE float half_bits_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu;
   uint32_t mant = h & 0x3ffu;
@@ -92,7 +96,7 @@ inline float half_bits_to_float(uint16_t h) {
   return bits_float(sign | ((exp + 127 - 15) << 23) | (mant << 13));
 }
 
-inline uint16_t float_to_bf16_bits(float f, Round mode = Round::kNearestEven) {
+CUDA_EMU_FP16_INLINE uint16_t float_to_bf16_bits(float f, Round mode = Round::kNearestEven) {
   const uint32_t u = float_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fffu;  // NaN: canonical
   const bool negative = (u >> 31) != 0;
@@ -101,11 +105,11 @@ inline uint16_t float_to_bf16_bits(float f, Round mode = Round::kNearestEven) {
   return static_cast<uint16_t>(((u >> 16) & 0x8000u) | q);
 }
 
-inline float bf16_bits_to_float(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
+CUDA_EMU_FP16_INLINE float bf16_bits_to_float(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
 
 // double -> float rounded to odd: exact enough (53 >= 24 + 2) that a later round-to-nearest to a
 // 16-bit format is the correctly rounded result of the original double.
-inline float double_to_float_odd(double d) {
+CUDA_EMU_FP16_INLINE float double_to_float_odd(double d) {
   float f = static_cast<float>(d);
   if (static_cast<double>(f) == d || f != f) return f;
   uint32_t u = float_bits(f);
@@ -115,7 +119,7 @@ inline float double_to_float_odd(double d) {
 
 // a * b + c rounded to odd in float: the product is exact in double (16-bit inputs); the sum's
 // error (TwoSum) decides the sticky bit.
-inline float fma_odd(float a, float b, float c) {
+CUDA_EMU_FP16_INLINE float fma_odd(float a, float b, float c) {
   const double p = static_cast<double>(a) * static_cast<double>(b);
   const double s = p + static_cast<double>(c);
   const double bb = s - p;
@@ -194,73 +198,73 @@ static_assert(sizeof(__half) == 2 && sizeof(__half2) == 4, "half layout");
 static_assert(sizeof(__nv_bfloat16) == 2 && sizeof(__nv_bfloat162) == 4, "bfloat16 layout");
 
 // ---- bit casts ----------------------------------------------------------------------------------
-inline unsigned short __half_as_ushort(__half h) { return static_cast<__half_raw>(h).x; }
-inline short __half_as_short(__half h) { return static_cast<short>(__half_as_ushort(h)); }
-inline __half __ushort_as_half(unsigned short u) { return __half(__half_raw{u}); }
-inline __half __short_as_half(short s) { return __ushort_as_half(static_cast<unsigned short>(s)); }
-inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return static_cast<__nv_bfloat16_raw>(h).x; }
-inline short __bfloat16_as_short(__nv_bfloat16 h) { return static_cast<short>(__bfloat16_as_ushort(h)); }
-inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { return __nv_bfloat16(__nv_bfloat16_raw{u}); }
-inline __nv_bfloat16 __short_as_bfloat16(short s) { return __ushort_as_bfloat16(static_cast<unsigned short>(s)); }
+CUDA_EMU_FP16_INLINE unsigned short __half_as_ushort(__half h) { return static_cast<__half_raw>(h).x; }
+CUDA_EMU_FP16_INLINE short __half_as_short(__half h) { return static_cast<short>(__half_as_ushort(h)); }
+CUDA_EMU_FP16_INLINE __half __ushort_as_half(unsigned short u) { return __half(__half_raw{u}); }
+CUDA_EMU_FP16_INLINE __half __short_as_half(short s) { return __ushort_as_half(static_cast<unsigned short>(s)); }
+CUDA_EMU_FP16_INLINE unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return static_cast<__nv_bfloat16_raw>(h).x; }
+CUDA_EMU_FP16_INLINE short __bfloat16_as_short(__nv_bfloat16 h) { return static_cast<short>(__bfloat16_as_ushort(h)); }
+CUDA_EMU_FP16_INLINE __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { return __nv_bfloat16(__nv_bfloat16_raw{u}); }
+CUDA_EMU_FP16_INLINE __nv_bfloat16 __short_as_bfloat16(short s) { return __ushort_as_bfloat16(static_cast<unsigned short>(s)); }
 
 // ---- conversions ----------------------------------------------------------------------------------
-inline __half __float2half_rn(float f) { return __ushort_as_half(cuda_emu::fp16::float_to_half_bits(f)); }
-inline __half __float2half(float f) { return __float2half_rn(f); }
-inline __half __float2half_rz(float f) {
+CUDA_EMU_FP16_INLINE __half __float2half_rn(float f) { return __ushort_as_half(cuda_emu::fp16::float_to_half_bits(f)); }
+CUDA_EMU_FP16_INLINE __half __float2half(float f) { return __float2half_rn(f); }
+CUDA_EMU_FP16_INLINE __half __float2half_rz(float f) {
   return __ushort_as_half(cuda_emu::fp16::float_to_half_bits(f, cuda_emu::fp16::Round::kTowardZero));
 }
-inline __half __float2half_ru(float f) {
+CUDA_EMU_FP16_INLINE __half __float2half_ru(float f) {
   return __ushort_as_half(cuda_emu::fp16::float_to_half_bits(f, cuda_emu::fp16::Round::kUp));
 }
-inline __half __float2half_rd(float f) {
+CUDA_EMU_FP16_INLINE __half __float2half_rd(float f) {
   return __ushort_as_half(cuda_emu::fp16::float_to_half_bits(f, cuda_emu::fp16::Round::kDown));
 }
-inline __half __double2half(double d) { return __half(d); }
-inline float __half2float(__half h) { return cuda_emu::fp16::half_bits_to_float(__half_as_ushort(h)); }
+CUDA_EMU_FP16_INLINE __half __double2half(double d) { return __half(d); }
+CUDA_EMU_FP16_INLINE float __half2float(__half h) { return cuda_emu::fp16::half_bits_to_float(__half_as_ushort(h)); }
 
-inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+CUDA_EMU_FP16_INLINE __nv_bfloat16 __float2bfloat16_rn(float f) {
   return __ushort_as_bfloat16(cuda_emu::fp16::float_to_bf16_bits(f));
 }
-inline __nv_bfloat16 __float2bfloat16(float f) { return __float2bfloat16_rn(f); }
-inline __nv_bfloat16 __float2bfloat16_rz(float f) {
+CUDA_EMU_FP16_INLINE __nv_bfloat16 __float2bfloat16(float f) { return __float2bfloat16_rn(f); }
+CUDA_EMU_FP16_INLINE __nv_bfloat16 __float2bfloat16_rz(float f) {
   return __ushort_as_bfloat16(cuda_emu::fp16::float_to_bf16_bits(f, cuda_emu::fp16::Round::kTowardZero));
 }
-inline __nv_bfloat16 __float2bfloat16_ru(float f) {
+CUDA_EMU_FP16_INLINE __nv_bfloat16 __float2bfloat16_ru(float f) {
   return __ushort_as_bfloat16(cuda_emu::fp16::float_to_bf16_bits(f, cuda_emu::fp16::Round::kUp));
 }
-inline __nv_bfloat16 __float2bfloat16_rd(float f) {
+CUDA_EMU_FP16_INLINE __nv_bfloat16 __float2bfloat16_rd(float f) {
   return __ushort_as_bfloat16(cuda_emu::fp16::float_to_bf16_bits(f, cuda_emu::fp16::Round::kDown));
 }
-inline __nv_bfloat16 __double2bfloat16(double d) { return __nv_bfloat16(d); }
-inline float __bfloat162float(__nv_bfloat16 h) {
+CUDA_EMU_FP16_INLINE __nv_bfloat16 __double2bfloat16(double d) { return __nv_bfloat16(d); }
+CUDA_EMU_FP16_INLINE float __bfloat162float(__nv_bfloat16 h) {
   return cuda_emu::fp16::bf16_bits_to_float(__bfloat16_as_ushort(h));
 }
 
-inline __half2 __halves2half2(__half lo, __half hi) { return __half2{lo, hi}; }
-inline __half2 __half2half2(__half h) { return __half2{h, h}; }
-inline __half2 __floats2half2_rn(float lo, float hi) { return __half2{__float2half_rn(lo), __float2half_rn(hi)}; }
-inline __half2 __float22half2_rn(float2 f) { return __floats2half2_rn(f.x, f.y); }
-inline __half2 __float2half2_rn(float f) { return __floats2half2_rn(f, f); }
-inline float2 __half22float2(__half2 h) { return make_float2(__half2float(h.x), __half2float(h.y)); }
-inline __half __low2half(__half2 h) { return h.x; }
-inline __half __high2half(__half2 h) { return h.y; }
-inline float __low2float(__half2 h) { return __half2float(h.x); }
-inline float __high2float(__half2 h) { return __half2float(h.y); }
+CUDA_EMU_FP16_INLINE __half2 __halves2half2(__half lo, __half hi) { return __half2{lo, hi}; }
+CUDA_EMU_FP16_INLINE __half2 __half2half2(__half h) { return __half2{h, h}; }
+CUDA_EMU_FP16_INLINE __half2 __floats2half2_rn(float lo, float hi) { return __half2{__float2half_rn(lo), __float2half_rn(hi)}; }
+CUDA_EMU_FP16_INLINE __half2 __float22half2_rn(float2 f) { return __floats2half2_rn(f.x, f.y); }
+CUDA_EMU_FP16_INLINE __half2 __float2half2_rn(float f) { return __floats2half2_rn(f, f); }
+CUDA_EMU_FP16_INLINE float2 __half22float2(__half2 h) { return make_float2(__half2float(h.x), __half2float(h.y)); }
+CUDA_EMU_FP16_INLINE __half __low2half(__half2 h) { return h.x; }
+CUDA_EMU_FP16_INLINE __half __high2half(__half2 h) { return h.y; }
+CUDA_EMU_FP16_INLINE float __low2float(__half2 h) { return __half2float(h.x); }
+CUDA_EMU_FP16_INLINE float __high2float(__half2 h) { return __half2float(h.y); }
 
-inline __nv_bfloat162 __halves2bfloat162(__nv_bfloat16 lo, __nv_bfloat16 hi) { return __nv_bfloat162{lo, hi}; }
-inline __nv_bfloat162 __bfloat162bfloat162(__nv_bfloat16 h) { return __nv_bfloat162{h, h}; }
-inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) {
+CUDA_EMU_FP16_INLINE __nv_bfloat162 __halves2bfloat162(__nv_bfloat16 lo, __nv_bfloat16 hi) { return __nv_bfloat162{lo, hi}; }
+CUDA_EMU_FP16_INLINE __nv_bfloat162 __bfloat162bfloat162(__nv_bfloat16 h) { return __nv_bfloat162{h, h}; }
+CUDA_EMU_FP16_INLINE __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) {
   return __nv_bfloat162{__float2bfloat16_rn(lo), __float2bfloat16_rn(hi)};
 }
-inline __nv_bfloat162 __float22bfloat162_rn(float2 f) { return __floats2bfloat162_rn(f.x, f.y); }
-inline __nv_bfloat162 __float2bfloat162_rn(float f) { return __floats2bfloat162_rn(f, f); }
-inline float2 __bfloat1622float2(__nv_bfloat162 h) {
+CUDA_EMU_FP16_INLINE __nv_bfloat162 __float22bfloat162_rn(float2 f) { return __floats2bfloat162_rn(f.x, f.y); }
+CUDA_EMU_FP16_INLINE __nv_bfloat162 __float2bfloat162_rn(float f) { return __floats2bfloat162_rn(f, f); }
+CUDA_EMU_FP16_INLINE float2 __bfloat1622float2(__nv_bfloat162 h) {
   return make_float2(__bfloat162float(h.x), __bfloat162float(h.y));
 }
-inline __nv_bfloat16 __low2bfloat16(__nv_bfloat162 h) { return h.x; }
-inline __nv_bfloat16 __high2bfloat16(__nv_bfloat162 h) { return h.y; }
-inline float __low2float(__nv_bfloat162 h) { return __bfloat162float(h.x); }
-inline float __high2float(__nv_bfloat162 h) { return __bfloat162float(h.y); }
+CUDA_EMU_FP16_INLINE __nv_bfloat16 __low2bfloat16(__nv_bfloat162 h) { return h.x; }
+CUDA_EMU_FP16_INLINE __nv_bfloat16 __high2bfloat16(__nv_bfloat162 h) { return h.y; }
+CUDA_EMU_FP16_INLINE float __low2float(__nv_bfloat162 h) { return __bfloat162float(h.x); }
+CUDA_EMU_FP16_INLINE float __high2float(__nv_bfloat162 h) { return __bfloat162float(h.y); }
 
 // ---- arithmetic, comparisons and classification (both 16-bit types) ------------------------------------
 #define CUDA_EMU_FP16_OPS(T, TO_F, FROM_F, AS_U, FROM_U)                                                   \
