@@ -168,6 +168,10 @@ Fault BlockRunner::run_block(const KernelTask& task, const BlockShape& shape, ui
   warp_at_ = warps_.data();
   ready_head_ = 0;
   ready_ = 0;
+  // Thread indices only change with the launch shape (blocks of one launch share them).
+  const bool same_shape = prepared_ && prepared_block_.x == b.x && prepared_block_.y == b.y &&
+                          prepared_block_.z == b.z && prepared_grid_.x == shape.grid.x &&
+                          prepared_grid_.y == shape.grid.y && prepared_grid_.z == shape.grid.z;
   for (unsigned i = 0; i < n; ++i) {
     Fiber& f = *fibers_[i];
     f.state = FState::kDone;
@@ -175,14 +179,18 @@ Fault BlockRunner::run_block(const KernelTask& task, const BlockShape& shape, ui
     f.wait = WaitOn::kNone;
     f.group = nullptr;
     ThreadCtx& t = f.thread;
-    t.thread_idx = uint3{i % b.x, (i / b.x) % b.y, i / (b.x * b.y)};
     t.block_idx = block_idx;
+    if (same_shape) continue;
+    t.thread_idx = uint3{i % b.x, (i / b.x) % b.y, i / (b.x * b.y)};
     t.block_dim = b;
     t.grid_dim = shape.grid;
     t.linear = i;
     t.lane = i % 32;
     t.warp = i / 32;
   }
+  prepared_ = true;
+  prepared_block_ = b;
+  prepared_grid_ = shape.grid;
   for (unsigned k = 0; k < n; ++k) make_ready(fibers_[reverse_ ? n - 1 - k : k]);
   dyn_size_ = shape.shared_bytes;
   if (dyn_size_ > dyn_capacity_) {

@@ -98,6 +98,8 @@ class BlockRunner {
   WarpState* warp_at_ = nullptr;
   const KernelTask* task_ = nullptr;
   BlockShape shape_;
+  bool prepared_ = false;  // fibers_[0 .. n) hold the thread indices of this block / grid shape
+  dim3 prepared_block_, prepared_grid_;
   uint3 block_idx_{};
   unsigned n_ = 0;      // threads in the block
   unsigned live_ = 0;   // not returned

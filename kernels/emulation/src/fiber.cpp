@@ -23,10 +23,12 @@
 namespace cuda_emu::detail {
 namespace {
 
+#if defined(CUDA_EMU_ASAN)
 // Set by a switch ASan was told about, cleared by the context it resumes (which finishes it).
 thread_local bool t_finish_pending = false;
 
 void** fake_stack_of(Context* c) { return c->fake_stack_slot != nullptr ? c->fake_stack_slot : &c->own_fake_stack; }
+#endif
 
 [[noreturn]] void die(const char* what) {
   std::fprintf(stderr, "cuda_emu: %s\n", what);
@@ -42,11 +44,12 @@ FiberArena::FiberArena(size_t count, size_t slot_bytes) {
   mapped_ = count_ * slot_bytes_;
   base_ = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base_ == MAP_FAILED) die("cannot map the fiber stacks");
-  // The lowest page of each slot faults on overflow instead of silently corrupting the next stack.
-  for (size_t i = 0; i < count_; ++i) {
-    if (mprotect(static_cast<char*>(base_) + i * slot_bytes_, page_, PROT_NONE) != 0) {
-      die("cannot protect a fiber stack's guard page");
-    }
+}
+
+void FiberArena::protect_guard(size_t i) {
+  // The lowest page of the slot faults on overflow instead of silently corrupting the next stack.
+  if (mprotect(static_cast<char*>(base_) + i * slot_bytes_, page_, PROT_NONE) != 0) {
+    die("cannot protect a fiber stack's guard page");
   }
 }
 
@@ -117,6 +120,7 @@ cuda_emu_fiber_trampoline:
 )");
 
 void make_context(Context* ctx, FiberArena& arena, size_t index, void (*entry)(void*), void* arg) {
+  arena.protect_guard(index);
   const auto top = (reinterpret_cast<uintptr_t>(arena.slot_bottom(index)) + arena.slot_size()) & ~uintptr_t{15};
   auto* slot = reinterpret_cast<uint64_t*>(top);
   // Frame popped by the first switch (see cuda_emu_switch_stack), from the top down: return
@@ -147,6 +151,7 @@ void ucontext_start(unsigned hi, unsigned lo) {
 }  // namespace
 
 void make_context(Context* ctx, FiberArena& arena, size_t index, void (*entry)(void*), void* arg) {
+  arena.protect_guard(index);
   if (getcontext(&ctx->uc) != 0) die("getcontext failed");
   ctx->uc.uc_stack.ss_sp = arena.slot_bottom(index);
   ctx->uc.uc_stack.ss_size = arena.slot_size();

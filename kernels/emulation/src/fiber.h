@@ -32,7 +32,8 @@ struct Context {
 };
 
 // The stacks of one OS thread's fibers: one reserved mapping of `count` slots of `slot_bytes`
-// (committed lazily by the kernel), each slot starting with a guard page that faults on overflow.
+// (committed lazily by the kernel), each used slot starting with a guard page that faults on
+// overflow.
 // One mapping lets AddressSanitizer see every fiber stack of the thread as one stack, so switches
 // between two fibers need no annotation (only switches to and from the thread's own stack do).
 class FiberArena {
@@ -42,6 +43,8 @@ class FiberArena {
   FiberArena(const FiberArena&) = delete;
   FiberArena& operator=(const FiberArena&) = delete;
   size_t count() const { return count_; }
+  // Makes slot i's guard page inaccessible (done when the slot gets its fiber).
+  void protect_guard(size_t i);
   // The usable stack of slot i (above its guard page).
   void* slot_bottom(size_t i) const;
   size_t slot_size() const { return slot_bytes_ - page_; }
