@@ -29,6 +29,24 @@ inline nlohmann::json header_to_json(const format::ModelHeader& h) {
                  {"mlp_bias", c.mlp_bias}, {"hidden_act", c.hidden_act}, {"sliding_window", c.sliding_window},
                  {"bos_token_id", c.bos_token_id}, {"eos_token_ids", c.eos_token_ids},
                  {"pad_token_id", c.pad_token_id}, {"torch_dtype", c.torch_dtype}};
+  const format::ArchSpec& a = h.arch;
+  j["architecture"] = {{"family", a.family},
+                       {"norm", format::norm_kind_name(a.norm)},
+                       {"norm_eps", a.norm_eps},
+                       {"residual", format::residual_layout_name(a.residual)},
+                       {"residual_from_norm", a.residual_from_norm},
+                       {"qkv", format::qkv_layout_name(a.qkv)},
+                       {"positions", format::position_kind_name(a.positions)},
+                       {"rotary_dim", a.rotary_dim},
+                       {"learned_offset", a.learned_offset},
+                       {"alibi_scaled", a.alibi_scaled},
+                       {"attn_scale", a.attn_scale},
+                       {"mlp", format::mlp_kind_name(a.mlp)},
+                       {"activation", format::activation_name(a.activation)},
+                       {"final_norm", a.final_norm},
+                       {"embed_norm", a.embed_norm},
+                       {"project_in_out", a.project_in_out},
+                       {"embed_dim", a.embed_dim}};
   const auto& g = h.generation;
   j["generation"] = {{"do_sample", g.do_sample}, {"temperature", g.temperature}, {"top_k", g.top_k},
                      {"top_p", g.top_p}, {"repetition_penalty", g.repetition_penalty},
@@ -60,7 +78,8 @@ inline nlohmann::json header_to_json(const format::ModelHeader& h) {
                        {"xxh3", hash}});
     }
     json jt = {{"name", t.name}, {"shape", t.shape}, {"source_dtype", source_dtype_name(t.source_dtype)},
-               {"storage", storage_type_name(t.storage)}, {"layout", "row_major"}, {"blobs", blobs}};
+               {"storage", storage_type_name(t.storage)}, {"layout", "row_major"}, {"blobs", blobs},
+               {"role", format::tensor_role_name(t.role)}, {"layer", t.layer}, {"transposed", t.transposed}};
     if (is_4bit(t.storage)) {
       jt["quant"] = {{"block_size", t.quant.block_size}, {"code_table", t.quant.code_table},
                      {"double_quant", t.quant.double_quant}};

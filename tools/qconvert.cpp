@@ -7,6 +7,7 @@
 #include <map>
 
 #include "progress_bar.h"
+#include "qmodel/converter/arch_config.h"
 #include "qmodel/converter/convert.h"
 
 namespace {
@@ -37,6 +38,7 @@ void print_summary(const qmodel::converter::ConvertOptions& o, const qmodel::con
 
 int main(int argc, char** argv) {
   CLI::App app{"Quantize a Hugging Face checkpoint (safetensors) into one .qmodel file, bitsandbytes-exact."};
+  app.footer("Supported architectures: " + qmodel::converter::supported_architectures() + ".");
   qmodel::converter::ConvertOptions o;
   std::string quant = "nf4", compute = "bf16", compress = "none";
   bool quiet = false;

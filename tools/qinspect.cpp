@@ -55,6 +55,16 @@ void print_summary(const ModelFile& file) {
   std::printf("model         %s (%s): %u layers, hidden %u, heads %u/%u kv, head_dim %u, ffn %u, vocab %u%s\n",
               c.architecture.c_str(), c.model_type.c_str(), c.n_layers, c.hidden_size, c.n_heads, c.n_kv_heads,
               c.head_dim, c.intermediate_size, c.vocab_size, c.tie_word_embeddings ? ", tied embeddings" : "");
+  const auto& a = h.arch;
+  namespace fmt = qmodel::format;
+  std::printf("architecture  %s: %s (eps %g), %s residual%s, qkv %s, positions %s", a.family.c_str(),
+              fmt::norm_kind_name(a.norm), static_cast<double>(a.norm_eps), fmt::residual_layout_name(a.residual),
+              a.residual_from_norm ? " from the norm" : "", fmt::qkv_layout_name(a.qkv), fmt::position_kind_name(a.positions));
+  if (a.positions == fmt::PositionKind::kRope) std::printf(" (%u of %u dims)", a.rotary_dim, c.head_dim);
+  if (a.positions == fmt::PositionKind::kLearned) std::printf(" (offset %u)", a.learned_offset);
+  std::printf(", mlp %s %s%s%s%s\n", fmt::mlp_kind_name(a.mlp), fmt::activation_name(a.activation),
+              a.embed_norm ? ", embedding norm" : "", a.project_in_out ? ", project_in/out" : "",
+              a.final_norm ? "" : ", no final norm");
   const auto& q = h.quant_settings;
   std::printf("quantization  %s", qmodel::storage_type_name(q.quant));
   if (qmodel::is_4bit(q.quant)) std::printf(", blocksize %u%s", q.block_size, q.double_quant ? ", double quant" : "");

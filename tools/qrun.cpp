@@ -30,6 +30,8 @@ struct Args {
   uint64_t seed = 0;
   unsigned threads = 0;
   bool print_ids = false;
+  bool ignore_eos = false;
+  std::string stop_ids;
   bool bench = false;
   std::string bench_prefill = "128,512,2048", bench_json;
   uint32_t bench_decode = 256, bench_repeats = 3;
@@ -63,6 +65,25 @@ qmodel::Result<std::vector<int32_t>> parse_ids(const std::string& text) {
   }
   if (ids.empty()) return Status(qmodel::StatusCode::kInvalidArgument, "--prompt-ids: no ids given");
   return ids;
+}
+
+// The ids of `ids` the model can emit; the others are named in one warning and dropped.
+std::vector<int32_t> usable_stop_ids(const std::vector<int32_t>& ids, const rt::Model& model, const char* what) {
+  const uint32_t vocab = model.config().vocab_size;
+  std::vector<int32_t> kept;
+  std::string dropped;
+  for (int32_t id : ids) {
+    if (id >= 0 && static_cast<uint32_t>(id) < vocab) {
+      kept.push_back(id);
+    } else {
+      dropped += (dropped.empty() ? "" : " ") + std::to_string(id);
+    }
+  }
+  if (!dropped.empty()) {
+    std::fprintf(stderr, "qrun: warning: %s: ignoring stop id(s) outside the vocabulary of %u: %s\n", what, vocab,
+                 dropped.c_str());
+  }
+  return kept;
 }
 
 // Command-line sampling overrides on top of the file's generation defaults (greedy without them).
@@ -155,6 +176,22 @@ int run(const Args& a) {
   const bool has_tokenizer = (*model)->tokenizer() != nullptr;
   rt::GenerateOptions gen;
   gen.max_new_tokens = a.max_new_tokens;
+  gen.use_default_stop_ids = !a.ignore_eos;
+  if (!a.stop_ids.empty()) {
+    auto ids = parse_ids(a.stop_ids);
+    if (!ids.ok()) {
+      std::fprintf(stderr, "qrun: --stop-ids: expected token ids, e.g. \"2 32000\"\n");
+      return kExitUsage;
+    }
+    gen.stop_ids = usable_stop_ids(*ids, **model, "--stop-ids");
+  }
+  if (gen.use_default_stop_ids) {
+    // The file's EOS ids, minus any the vocabulary cannot produce (random-init configs keep
+    // GPT-2's 50256 with a 400-token vocabulary): said once, then ignored.
+    const std::vector<int32_t> eos = usable_stop_ids((*model)->default_stop_ids(), **model, "the model's eos_token_id");
+    gen.stop_ids.insert(gen.stop_ids.end(), eos.begin(), eos.end());
+    gen.use_default_stop_ids = false;
+  }
   gen.sampling = sampling_options(a, **model);
   Status dump_status;
   if (!a.dump_logits.empty()) {
@@ -214,6 +251,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   app.add_option("--threads", a.threads, "worker threads (0 = all cores)");
   app.add_flag("--print-ids", a.print_ids, "also print the generated token ids");
+  app.add_flag("--ignore-eos", a.ignore_eos, "do not stop at the model's EOS ids: generate exactly --max-new-tokens");
+  app.add_option("--stop-ids", a.stop_ids, "extra ids that end generation, e.g. \"2 32000\" (ids outside the vocabulary "
+                                           "are ignored with a warning)");
   app.add_option("--dump-logits", a.dump_logits, "write the logits of every prompt position to FILE.npy");
   auto* bench = app.add_flag("--bench", a.bench, "benchmark instead of generating: load, prefill and decode speed, memory");
   app.add_option("--bench-prefill", a.bench_prefill, "--bench: prompt lengths to time (0 = none)")->capture_default_str();

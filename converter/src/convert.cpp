@@ -5,11 +5,13 @@
 #include <xxhash.h>
 
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <sstream>
 #include <thread>
 
 #include "encode_tensor.h"
+#include "qmodel/converter/arch_config.h"
 #include "qmodel/converter/checkpoint.h"
 #include "qmodel/converter/hf_config.h"
 #include "qmodel/converter/planner.h"
@@ -66,6 +68,28 @@ std::vector<format::BlobRole> blob_roles(StorageType storage, bool double_quant)
   return {R::kData};
 }
 
+// A [rows, cols] source tensor rewritten as its [cols, rows] transpose, in the source dtype.
+class TransposedCopy {
+ public:
+  const TensorEntry& of(const TensorEntry& source) {
+    const size_t elem = source_dtype_size(source.dtype);
+    const uint64_t rows = source.shape[0], cols = source.shape[1];
+    bytes_.resize(source.bytes.size());
+    const uint8_t* in = source.bytes.data();
+    for (uint64_t r = 0; r < rows; ++r) {
+      for (uint64_t c = 0; c < cols; ++c) std::memcpy(&bytes_[(c * rows + r) * elem], in + (r * cols + c) * elem, elem);
+    }
+    entry_ = source;
+    entry_.shape = {cols, rows};
+    entry_.bytes = ByteSpan(bytes_.data(), bytes_.size());
+    return entry_;
+  }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  TensorEntry entry_;
+};
+
 // The header as it will be, with placeholder numbers: the writer reserves its size up front.
 format::ModelHeader skeleton_header(const Plan& plan, const ConvertOptions& o) {
   format::ModelHeader h;
@@ -73,6 +97,10 @@ format::ModelHeader skeleton_header(const Plan& plan, const ConvertOptions& o) {
     format::TensorInfo t;
     t.name = p.source->name;
     t.shape = p.source->shape;
+    if (p.transpose) std::swap(t.shape[0], t.shape[1]);
+    t.role = p.role;
+    t.layer = p.layer;
+    t.transposed = p.transpose;
     t.source_dtype = p.source->dtype;
     t.storage = p.storage;
     if (is_4bit(p.storage)) {
@@ -113,6 +141,7 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
   }
   QMODEL_ASSIGN_OR_RETURN(config_text, std::move(config_file));
   QMODEL_ASSIGN_OR_RETURN(header.config, parse_model_config(config_text, dir + "/config.json"));
+  QMODEL_ASSIGN_OR_RETURN(header.arch, derive_architecture(config_text, dir + "/config.json", header.config));
   header.files.push_back({"config.json", config_text});
   for (const char* name : kOptionalFiles) {
     Result<std::string> text = read_text_file_capped(dir + "/" + name, kMaxSideFileBytes);
@@ -131,7 +160,7 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
   if (header.generation.eos_token_ids.empty()) header.generation.eos_token_ids = header.config.eos_token_ids;
 
   Plan plan;
-  QMODEL_ASSIGN_OR_RETURN(plan, plan_tensors(checkpoint->tensors(), header.config, options));
+  QMODEL_ASSIGN_OR_RETURN(plan, plan_tensors(checkpoint->tensors(), header.config, header.arch, options));
   for (std::string& w : plan.warnings) summary.warnings.push_back(std::move(w));
 
   // Every file the conversion read: checkpoint files, the shard index, the embedded side files,
@@ -149,6 +178,7 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
 
   format::ModelHeader skeleton = skeleton_header(plan, options);
   skeleton.config = header.config;
+  skeleton.arch = header.arch;
   skeleton.generation = header.generation;
   skeleton.files = header.files;
   header.quant_settings.quant = options.quant;
@@ -195,12 +225,17 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
     checkpoint->release(*p.source);
     return Status();
   };
+  // Transposed copies (GPT-2 Conv1D) alternate between two slots for the same reason: the float
+  // encoding of tensor i may point into its copy while tensor i+1 is prepared.
+  TransposedCopy transposed[2];
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
     const TensorPlan& p = plan.tensors[i];
     format::TensorInfo& info = header.tensors[i];
     prog.current_tensor = &info.name;
     if (progress) progress(prog);
-    Result<EncodedTensor> encoded = encoder.encode(*p.source, p.storage);
+    const TensorEntry* source = p.source;
+    if (p.transpose) source = &transposed[i % 2].of(*p.source);
+    Result<EncodedTensor> encoded = encoder.encode(*source, p.storage);
     if (pending_write.valid()) QMODEL_RETURN_IF_ERROR(pending_write.get());
     if (!encoded.ok()) return encoded.status();
     info.quant = encoded->quant;

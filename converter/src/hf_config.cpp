@@ -8,6 +8,7 @@
 #include <limits>
 #include <new>
 
+#include "key_reader.h"
 #include "strict_json.h"
 #include "text_file.h"
 
@@ -35,122 +36,6 @@ uint32_t default_max_positions(const std::string& model_type) {
   if (model_type == "qwen2") return 32768;
   return 0;  // unknown: left to the planner
 }
-
-class KeyReader {
- public:
-  KeyReader(const json& object, const std::string& file, std::string prefix = "")
-      : object_(object), file_(file), prefix_(std::move(prefix)) {}
-
-  // The first of `keys` present with a non-null value, or nullptr; `*key` gets its name.
-  const json* find(std::initializer_list<const char*> keys, std::string* key) const {
-    for (const char* k : keys) {
-      const auto it = object_.find(k);
-      if (it != object_.end() && !it->is_null()) {
-        *key = k;
-        return &*it;
-      }
-    }
-    *key = *keys.begin();
-    return nullptr;
-  }
-
-  Status missing(const std::string& key) const {
-    return Status(StatusCode::kCorruptFile, file_ + ": missing required key '" + prefix_ + key + "'");
-  }
-  Status wrong(const std::string& key, const char* expected, const json& value) const {
-    return Status(StatusCode::kCorruptFile, file_ + ": key '" + prefix_ + key + "' must be " + expected + ", got " +
-                                                json_type_name(value));
-  }
-  Status invalid(const std::string& key, const std::string& what) const {
-    return Status(StatusCode::kCorruptFile, file_ + ": key '" + prefix_ + key + "' " + what);
-  }
-
-  // Unsigned 32-bit. Leaves *out unchanged when absent and not required.
-  Status get_u32(std::initializer_list<const char*> keys, bool required, uint32_t* out) const {
-    std::string key;
-    const json* v = find(keys, &key);
-    if (!v) return required ? missing(key) : Status::ok_status();
-    if (!v->is_number_unsigned()) return wrong(key, "a non-negative integer", *v);
-    const uint64_t x = v->get<uint64_t>();
-    if (x > std::numeric_limits<uint32_t>::max()) return invalid(key, "is out of range (" + std::to_string(x) + ")");
-    *out = static_cast<uint32_t>(x);
-    return Status::ok_status();
-  }
-
-  Status get_positive_u32(std::initializer_list<const char*> keys, bool required, uint32_t* out) const {
-    QMODEL_RETURN_IF_ERROR(get_u32(keys, required, out));
-    std::string key;
-    if (find(keys, &key) && *out == 0) return invalid(key, "must be > 0");
-    return Status::ok_status();
-  }
-
-  Status get_float(std::initializer_list<const char*> keys, float* out) const {
-    std::string key;
-    const json* v = find(keys, &key);
-    if (!v) return Status::ok_status();
-    if (!v->is_number()) return wrong(key, "a number", *v);
-    const double x = v->get<double>();
-    if (!std::isfinite(x) || std::fabs(x) > FLT_MAX) return invalid(key, "is not a finite float32");
-    *out = static_cast<float>(x);
-    return Status::ok_status();
-  }
-
-  Status get_bool(std::initializer_list<const char*> keys, bool* out) const {
-    std::string key;
-    const json* v = find(keys, &key);
-    if (!v) return Status::ok_status();
-    if (!v->is_boolean()) return wrong(key, "a boolean", *v);
-    *out = v->get<bool>();
-    return Status::ok_status();
-  }
-
-  Status get_string(std::initializer_list<const char*> keys, std::string* out) const {
-    std::string key;
-    const json* v = find(keys, &key);
-    if (!v) return Status::ok_status();
-    if (!v->is_string()) return wrong(key, "a string", *v);
-    *out = v->get<std::string>();
-    return Status::ok_status();
-  }
-
-  Status token_id(const std::string& key, const json& v, int32_t* out) const {
-    if (!v.is_number_unsigned()) return wrong(key, "a non-negative integer token id", v);
-    const uint64_t x = v.get<uint64_t>();
-    if (x > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) return invalid(key, "is out of range");
-    *out = static_cast<int32_t>(x);
-    return Status::ok_status();
-  }
-
-  Status get_token_id(const char* key, int32_t* out) const {
-    std::string found;
-    const json* v = find({key}, &found);
-    return v ? token_id(found, *v, out) : Status::ok_status();
-  }
-
-  // An id or a list of ids (eos_token_id); absent/null leaves *out empty.
-  Status get_token_ids(const char* key, std::vector<int32_t>* out) const {
-    std::string found;
-    const json* v = find({key}, &found);
-    if (!v) return Status::ok_status();
-    out->clear();
-    if (!v->is_array()) {
-      out->emplace_back();
-      return token_id(found, *v, &out->back());
-    }
-    for (const json& item : *v) {
-      out->emplace_back();
-      QMODEL_RETURN_IF_ERROR(token_id(found, item, &out->back()));
-    }
-    return Status::ok_status();
-  }
-
-  const json& object() const { return object_; }
-
- private:
-  const json& object_;
-  const std::string& file_;
-  std::string prefix_;
-};
 
 Result<json> parse_object(const std::string& text, const std::string& file) {
   QMODEL_ASSIGN_OR_RETURN(json root, parse_strict_json(text, file, 0));
@@ -218,7 +103,7 @@ Status parse_shapes(const KeyReader& r, format::ModelConfig* cfg) {
   // GPT-2/NeoX/BLOOM/Falcon default the MLP width to 4 x hidden.
   const uint64_t default_ffn = 4ull * cfg->hidden_size;
   cfg->intermediate_size = default_ffn <= std::numeric_limits<uint32_t>::max() ? static_cast<uint32_t>(default_ffn) : 0;
-  QMODEL_RETURN_IF_ERROR(r.get_positive_u32({"intermediate_size", "ffn_dim", "n_inner"}, llama_like, &cfg->intermediate_size));
+  QMODEL_RETURN_IF_ERROR(r.get_positive_u32({"intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size"}, llama_like, &cfg->intermediate_size));
 
   cfg->n_kv_heads = cfg->n_heads;
   bool multi_query = false;  // Falcon-7B style: one shared K/V head
@@ -257,7 +142,7 @@ Status parse_model_config_object(const KeyReader& r, const std::string& file, fo
   cfg->attention_bias = cfg->model_type == "qwen2";
   QMODEL_RETURN_IF_ERROR(r.get_bool({"attention_bias"}, &cfg->attention_bias));
   QMODEL_RETURN_IF_ERROR(r.get_bool({"mlp_bias"}, &cfg->mlp_bias));
-  QMODEL_RETURN_IF_ERROR(r.get_string({"hidden_act", "activation_function"}, &cfg->hidden_act));
+  QMODEL_RETURN_IF_ERROR(r.get_string({"hidden_act", "activation_function", "activation"}, &cfg->hidden_act));
   QMODEL_RETURN_IF_ERROR(r.get_u32({"sliding_window"}, false, &cfg->sliding_window));
   bool use_sliding_window = true;  // Qwen2 states a window but switches it off with this flag
   QMODEL_RETURN_IF_ERROR(r.get_bool({"use_sliding_window"}, &use_sliding_window));

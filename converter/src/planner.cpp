@@ -3,9 +3,15 @@
 #include <fnmatch.h>
 
 #include <cstring>
+#include <set>
+#include <utility>
+
+#include "qmodel/format/tensor_roles.h"
 
 namespace qmodel::converter {
 namespace {
+
+using format::TensorRole;
 
 bool has_suffix(const std::string& s, const char* suffix) {
   const size_t n = std::strlen(suffix);
@@ -19,10 +25,16 @@ std::string module_name(const std::string& tensor_name) {
   return tensor_name;
 }
 
-bool is_lm_head(const std::string& name) { return name == "lm_head.weight" || has_suffix(name, ".lm_head.weight"); }
-bool is_embedding(const std::string& name) {
-  return name.find("embed_tokens") != std::string::npos || name.find("wte.") != std::string::npos ||
-         name.find("word_embeddings") != std::string::npos;
+// The weights bitsandbytes replaces (every nn.Linear / Conv1D but the output embedding).
+bool is_quantizable_role(TensorRole r) {
+  switch (r) {
+    case TensorRole::kQ: case TensorRole::kK: case TensorRole::kV: case TensorRole::kQkv: case TensorRole::kO:
+    case TensorRole::kGate: case TensorRole::kUp: case TensorRole::kDown:
+    case TensorRole::kProjectIn: case TensorRole::kProjectOut:
+      return true;
+    default:
+      return false;
+  }
 }
 
 StorageType float_storage_of(SourceDType dtype) {
@@ -39,6 +51,12 @@ bool same_bytes(const TensorEntry& a, const TensorEntry& b) {
          (a.bytes.data() == b.bytes.data() || std::memcmp(a.bytes.data(), b.bytes.data(), a.bytes.size()) == 0);
 }
 
+Status missing_role(TensorRole role, int32_t layer, const format::ArchSpec& arch) {
+  std::string where = layer >= 0 ? "block " + std::to_string(layer) + " has no " : "the checkpoint has no ";
+  return Status(StatusCode::kCorruptFile, where + format::tensor_role_name(role) + " tensor, which the " + arch.family +
+                                              " architecture needs");
+}
+
 }  // namespace
 
 bool skip_pattern_matches(const std::string& pattern, const std::string& tensor_name) {
@@ -50,51 +68,37 @@ bool skip_pattern_matches(const std::string& pattern, const std::string& tensor_
   return tensor_name.find(pattern) != std::string::npos;
 }
 
-namespace {
-
-// True when the dot-separated name has a component "layers", "h", "blocks" or "block" followed by
-// a numeric component and at least one more component (the transformer block index).
-bool inside_numbered_block(const std::string& name) {
-  std::vector<std::string> parts;
-  for (size_t start = 0;;) {
-    const size_t dot = name.find('.', start);
-    parts.push_back(name.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  for (size_t i = 0; i + 2 < parts.size(); ++i) {
-    const std::string& p = parts[i];
-    const std::string& index = parts[i + 1];
-    const bool is_container = p == "layers" || p == "h" || p == "blocks" || p == "block";
-    if (is_container && !index.empty() && index.find_first_not_of("0123456789") == std::string::npos) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
-bool is_block_linear_weight(const std::string& name, const std::vector<uint64_t>& shape) {
-  if (shape.size() != 2 || !has_suffix(name, ".weight")) return false;
-  if (name.find("norm") != std::string::npos || is_embedding(name)) return false;
-  return inside_numbered_block(name);
-}
-
 Result<Plan> plan_tensors(const std::vector<TensorEntry>& tensors, const format::ModelConfig& config,
-                          const ConvertOptions& options) {
+                          const format::ArchSpec& arch, const ConvertOptions& options) {
   Plan plan;
   const bool float_target = is_float_storage(options.quant);
   const TensorEntry* embedding = nullptr;
   for (const TensorEntry& t : tensors) {
-    if (is_embedding(t.name) && t.shape.size() == 2) embedding = &t;
+    if (format::match_tensor_role(arch.family, t.name).role == TensorRole::kTokenEmbedding) embedding = &t;
   }
+  std::set<std::pair<int32_t, TensorRole>> present;
+  std::vector<std::string> unused;
+  bool lm_head_stored = false;
   for (const TensorEntry& t : tensors) {
     TensorPlan p;
     p.source = &t;
-    if (is_lm_head(t.name) && config.tie_word_embeddings && embedding != nullptr) {
+    const format::RoleMatch m = format::match_tensor_role(arch.family, t.name);
+    p.role = m.role;
+    p.layer = m.layer;
+    p.transpose = m.transpose && t.shape.size() == 2;
+    if (p.layer >= 0 && static_cast<uint32_t>(p.layer) >= config.n_layers) {
+      return Status(StatusCode::kCorruptFile, "tensor '" + t.name + "' belongs to block " + std::to_string(p.layer) +
+                                                  " but the config has " + std::to_string(config.n_layers) + " blocks");
+    }
+    const bool lm_head = p.role == TensorRole::kLmHead;
+    if (lm_head && config.tie_word_embeddings && embedding != nullptr) {
       if (same_bytes(t, *embedding)) continue;  // tied: stored once, as the embedding
       plan.warnings.push_back("config ties lm_head to the embedding but '" + t.name +
                               "' differs from '" + embedding->name + "': storing both");
     }
+    lm_head_stored = lm_head_stored || lm_head;
+    if (p.role == TensorRole::kNone) unused.push_back(t.name);
+    present.insert({p.layer, p.role});
     bool skipped = false;
     for (const std::string& pattern : options.skip_patterns) skipped = skipped || skip_pattern_matches(pattern, t.name);
     if (float_target) {
@@ -103,10 +107,10 @@ Result<Plan> plan_tensors(const std::vector<TensorEntry>& tensors, const format:
     } else if (skipped) {
       p.storage = float_storage_of(t.dtype);
       p.why = "skip";
-    } else if (is_lm_head(t.name) && t.shape.size() == 2) {
+    } else if (lm_head && t.shape.size() == 2) {
       p.storage = options.quantize_lm_head ? options.quant : float_storage_of(t.dtype);
       p.why = options.quantize_lm_head ? "lm_head" : "kept";
-    } else if (is_block_linear_weight(t.name, t.shape)) {
+    } else if (is_quantizable_role(p.role) && t.shape.size() == 2) {
       p.storage = options.quant;
       p.why = "block-linear";
     } else {
@@ -119,7 +123,20 @@ Result<Plan> plan_tensors(const std::vector<TensorEntry>& tensors, const format:
     }
     plan.tensors.push_back(p);
   }
-  if (options.quantize_lm_head && config.tie_word_embeddings && !float_target) {
+  for (TensorRole r : format::required_model_roles(arch, config.tie_word_embeddings && !lm_head_stored)) {
+    if (!present.count({-1, r})) return missing_role(r, -1, arch);
+  }
+  const std::vector<TensorRole> per_layer = format::required_layer_roles(arch);
+  for (uint32_t l = 0; l < config.n_layers; ++l) {
+    for (TensorRole r : per_layer) {
+      if (!present.count({static_cast<int32_t>(l), r})) return missing_role(r, static_cast<int32_t>(l), arch);
+    }
+  }
+  if (!unused.empty()) {
+    plan.warnings.push_back(std::to_string(unused.size()) + " tensor(s) the " + arch.family +
+                            " graph does not read are stored unused (first: '" + unused.front() + "')");
+  }
+  if (options.quantize_lm_head && !lm_head_stored && !float_target) {
     plan.warnings.push_back("--quantize-lm-head has no effect: lm_head is tied to the embedding, which stays unquantized");
   }
   return plan;

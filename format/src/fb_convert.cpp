@@ -88,7 +88,17 @@ Offset<fb::Tensor> build_tensor(FlatBufferBuilder& fbb, const TensorInfo& t) {
   const auto blob_vector = fbb.CreateVector(blobs);
   return fb::CreateTensor(fbb, name, shape, cast_enum<fb::SourceDType>(t.source_dtype),
                           cast_enum<fb::StorageType>(t.storage), cast_enum<fb::Layout>(t.layout), quant,
-                          blob_vector);
+                          blob_vector, cast_enum<fb::TensorRole>(t.role), t.layer, t.transposed);
+}
+
+Offset<fb::Architecture> build_architecture(FlatBufferBuilder& fbb, const ArchSpec& a) {
+  const auto family = fbb.CreateString(a.family);
+  return fb::CreateArchitecture(fbb, family, cast_enum<fb::NormKind>(a.norm), a.norm_eps,
+                                cast_enum<fb::ResidualLayout>(a.residual), a.residual_from_norm,
+                                cast_enum<fb::QkvLayout>(a.qkv), cast_enum<fb::PositionKind>(a.positions),
+                                a.rotary_dim, a.learned_offset, a.alibi_scaled, a.attn_scale,
+                                cast_enum<fb::MlpKind>(a.mlp), cast_enum<fb::Activation>(a.activation), a.final_norm,
+                                a.embed_norm, a.project_in_out, a.embed_dim);
 }
 
 Offset<fb::ModelConfig> build_config(FlatBufferBuilder& fbb, const ModelConfig& c) {
@@ -189,6 +199,7 @@ class Decoder {
   void generation(const fb::GenerationDefaults& g, GenerationDefaults& out);
   void quant_settings(const fb::QuantSettings& s, QuantSettings& out);
   void provenance(const fb::Provenance& p, Provenance& out);
+  void architecture(const fb::Architecture& a, ArchSpec& out);
 
  private:
   bool charge(uint64_t n_bytes) {
@@ -218,6 +229,9 @@ TensorInfo Decoder::tensor(const fb::Tensor& t) {
     out.quant.nested_offset = q->nested_offset();
     out.quant.nested_code_table = vec(q->nested_code_table());
   }
+  out.role = cast_enum<TensorRole>(t.role());
+  out.layer = t.layer();
+  out.transposed = t.transposed();
   if (const auto* blobs = t.blobs()) {
     out.blobs.reserve(blobs->size());
     for (const fb::Blob* b : *blobs) {
@@ -295,6 +309,26 @@ void Decoder::provenance(const fb::Provenance& p, Provenance& out) {
   }
 }
 
+void Decoder::architecture(const fb::Architecture& a, ArchSpec& out) {
+  out.family = str(a.family());
+  out.norm = cast_enum<NormKind>(a.norm());
+  out.norm_eps = a.norm_eps();
+  out.residual = cast_enum<ResidualLayout>(a.residual());
+  out.residual_from_norm = a.residual_from_norm();
+  out.qkv = cast_enum<QkvLayout>(a.qkv());
+  out.positions = cast_enum<PositionKind>(a.positions());
+  out.rotary_dim = a.rotary_dim();
+  out.learned_offset = a.learned_offset();
+  out.alibi_scaled = a.alibi_scaled();
+  out.attn_scale = a.attn_scale();
+  out.mlp = cast_enum<MlpKind>(a.mlp());
+  out.activation = cast_enum<Activation>(a.activation());
+  out.final_norm = a.final_norm();
+  out.embed_norm = a.embed_norm();
+  out.project_in_out = a.project_in_out();
+  out.embed_dim = a.embed_dim();
+}
+
 }  // namespace
 
 Result<std::vector<uint8_t>> serialize_header(const ModelHeader& header) {
@@ -310,8 +344,9 @@ Result<std::vector<uint8_t>> serialize_header(const ModelHeader& header) {
   const auto generation = build_generation(fbb, header.generation);
   const auto quant_settings = build_quant_settings(fbb, header.quant_settings);
   const auto provenance = build_provenance(fbb, header.provenance);
+  const auto architecture = build_architecture(fbb, header.arch);
   const auto model = fb::CreateModel(fbb, header.format_version, header.alignment, config, generation,
-                                     quant_settings, provenance, files, tensor_vector);
+                                     quant_settings, provenance, files, tensor_vector, architecture);
   fb::FinishModelBuffer(fbb, model);
   if (fbb.GetSize() > kMaxHeaderBytes) {
     return Status(StatusCode::kInvalidArgument, "header is " + std::to_string(fbb.GetSize()) +
@@ -339,6 +374,8 @@ Result<DecodedHeader> decode_header(ByteSpan verified_header_bytes) {
   if (const auto* g = model->generation()) d.generation(*g, h.generation);
   if (const auto* s = model->quant_settings()) d.quant_settings(*s, h.quant_settings);
   if (const auto* p = model->provenance()) d.provenance(*p, h.provenance);
+  out.has_architecture = model->architecture() != nullptr;
+  if (const auto* a = model->architecture()) d.architecture(*a, h.arch);
   if (const auto* files = model->files()) {
     for (const fb::EmbeddedFile* f : *files) {
       StoredFile sf;

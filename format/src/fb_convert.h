@@ -46,6 +46,7 @@ struct DecodedHeader {
   ModelHeader header;                   // `files` left empty, see `stored_files`
   std::vector<StoredFile> stored_files;
   std::vector<uint64_t> tensor_offsets;  // offset of each Tensor table within the header
+  bool has_architecture = false;         // v2 files carry one; v1 files get the Llama one derived
 };
 
 // Copies a verified buffer into plain structs. Precondition: verify_flatbuffer() returned true.

@@ -9,9 +9,9 @@ uint64_t TensorInfo::n_elems() const {
   return n;
 }
 
-const BlobRef* TensorInfo::find_blob(BlobRole role) const {
+const BlobRef* TensorInfo::find_blob(BlobRole blob_role) const {
   for (const BlobRef& b : blobs) {
-    if (b.role == role) return &b;
+    if (b.role == blob_role) return &b;
   }
   return nullptr;
 }

@@ -10,6 +10,7 @@
 
 #include "codec.h"
 #include "fb_convert.h"
+#include "qmodel/format/tensor_roles.h"
 #include "qmodel/format/preamble.h"
 #include "verify_semantics.h"
 
@@ -109,6 +110,17 @@ Status decode_files(const std::string& name, const std::vector<StoredFile>& stor
   return Status();
 }
 
+// v1 files predate the architecture description: they hold Llama-family models, whose
+// description follows from the config and whose tensor roles from the Llama name table.
+void upgrade_v1_header(ModelHeader& h) {
+  h.arch = llama_arch(h.config.head_dim, h.config.hidden_size, h.config.rms_norm_eps);
+  for (TensorInfo& t : h.tensors) {
+    const RoleMatch m = match_tensor_role("llama", t.name);
+    t.role = m.role;
+    t.layer = m.layer;
+  }
+}
+
 Result<ModelHeader> verify_model_impl(const std::string& name, ByteSpan file) {
   Preamble preamble;
   ByteSpan header;
@@ -135,6 +147,13 @@ Result<ModelHeader> verify_model_impl(const std::string& name, ByteSpan file) {
   geometry.file_bytes = file.size();
   geometry.header_end = kPreambleBytes + preamble.header_bytes;
   geometry.preamble_version = preamble.format_version;
+  if (!d.has_architecture) {
+    if (preamble.format_version >= 2) {
+      return corrupt_file(name, "", kPreambleBytes, "format version " + std::to_string(preamble.format_version) +
+                                                        " header without an architecture");
+    }
+    upgrade_v1_header(d.header);
+  }
   QMODEL_RETURN_IF_ERROR(verify_header_semantics(geometry, d.header, d.tensor_offsets));
   QMODEL_RETURN_IF_ERROR(decode_files(name, d.stored_files, d.header.files));
   return std::move(d.header);

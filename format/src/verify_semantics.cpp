@@ -90,6 +90,19 @@ class TensorChecker {
     if (static_cast<uint8_t>(t_.layout) > kMaxLayout) {
       return fail(where_, "layout enum value " + std::to_string(static_cast<int>(t_.layout)) + " out of range");
     }
+    if (static_cast<int>(t_.role) >= kTensorRoleCount) {
+      return fail(where_, "role enum value " + std::to_string(static_cast<int>(t_.role)) + " out of range");
+    }
+    if (is_layer_role(t_.role)) {
+      if (t_.layer < 0 || static_cast<uint32_t>(t_.layer) >= h_.config.n_layers) {
+        return fail(where_, std::string("role ") + tensor_role_name(t_.role) + " has layer " +
+                                std::to_string(t_.layer) + ", outside 0.." + std::to_string(h_.config.n_layers) +
+                                " (num_hidden_layers)");
+      }
+    } else if (t_.layer != -1) {
+      return fail(where_, std::string("role ") + tensor_role_name(t_.role) + " is not per block but has layer " +
+                              std::to_string(t_.layer));
+    }
     return Status();
   }
 
@@ -224,6 +237,27 @@ Status check_model_fields(const FileGeometry& g, const ModelHeader& h) {
   return Status();
 }
 
+Status check_architecture(const FileGeometry& g, const ModelHeader& h) {
+  constexpr int64_t kHeaderStart = 32;
+  const ArchSpec& a = h.arch;
+  if (static_cast<uint8_t>(a.norm) > 1 || static_cast<uint8_t>(a.residual) > 3 || static_cast<uint8_t>(a.qkv) > 3 ||
+      static_cast<uint8_t>(a.positions) > 3 || static_cast<uint8_t>(a.mlp) > 1 || static_cast<uint8_t>(a.activation) > 3) {
+    return corrupt_file(g.name, "", kHeaderStart, "architecture enum value out of range");
+  }
+  // Each (layer, role) is one tensor.
+  std::unordered_set<uint64_t> seen;
+  for (const TensorInfo& t : h.tensors) {
+    if (t.role == TensorRole::kNone) continue;
+    const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(t.layer)) << 8) | static_cast<uint8_t>(t.role);
+    if (!seen.insert(key).second) {
+      const int64_t at = t.blobs.empty() ? -1 : static_cast<int64_t>(t.blobs[0].offset);
+      return corrupt_file(g.name, t.name, at, std::string("a second tensor with role ") + tensor_role_name(t.role) +
+                                                  " in layer " + std::to_string(t.layer));
+    }
+  }
+  return Status();
+}
+
 Status check_unique_names(const FileGeometry& g, const ModelHeader& h) {
   std::unordered_set<std::string> seen;
   seen.reserve(h.tensors.size());
@@ -300,6 +334,7 @@ Status verify_header_semantics(const FileGeometry& geometry, const ModelHeader& 
     QMODEL_RETURN_IF_ERROR(TensorChecker(geometry, header, header.tensors[i], i, where).run());
   }
   QMODEL_RETURN_IF_ERROR(check_unique_names(geometry, header));
+  QMODEL_RETURN_IF_ERROR(check_architecture(geometry, header));
   return check_no_overlap(geometry, header);
 }
 

@@ -1,7 +1,7 @@
-// Private helpers of the device ops (rmsnorm.cu, rope.cu, elementwise.cu, sampling.cu): element
-// loads / stores in the compute dtype (to / from fp32, round to nearest even), the host-side
-// dtype dispatch, block reductions / scans and the launch check. Only intrinsics the CPU emulator
-// of CUDA provides (no inline PTX, no dynamic shared memory).
+// Private helpers of the device ops (norm.cu, rope.cu, elementwise.cu, activation.cu, qkv_split.cu,
+// positions.cu, sampling.cu): element loads / stores in the compute dtype (to / from fp32, round
+// to nearest even), the host-side dtype dispatch, block reductions / scans and the launch check.
+// Only intrinsics the CPU emulator of CUDA provides (no inline PTX, no dynamic shared memory).
 #pragma once
 
 #include <cuda_bf16.h>

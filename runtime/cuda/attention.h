@@ -1,13 +1,19 @@
 // Causal grouped-query attention of the CUDA backend over one layer's KV cache, with the semantics
-// of runtime/src/attention.cpp (HF eager attention): scores = q·k / sqrt(head_dim), softmax in fp32
-// with the max subtracted, out = sum p·v; query head h reads KV head h / (n_heads / n_kv_heads);
-// optional sliding window. The cache is [max_context, n_kv_heads * head_dim] row-major, q / out are
-// [tokens, n_heads * head_dim], all in the compute dtype `act`; accumulation is fp32 throughout.
+// of runtime/src/attention.cpp (HF eager attention): scores = q·k * scale (shape.scale, 0 =
+// 1 / sqrt(head_dim)), softmax in fp32 with the max subtracted, out = sum p·v; query head h reads KV
+// head h / (n_heads / n_kv_heads); optional sliding window; optional ALiBi (shape.alibi_slopes,
+// device fp32 [n_heads]): + runtime::alibi_bias(slopes[h], j), i.e. slopes[h] * j (BLOOM) or with
+// alibi_scaled Falcon-RW's bf16(bf16(slopes[h]) * j) / sqrt(head_dim). The kernels add
+// bias(j) - bias(p), p the query's position: the same softmax in real arithmetic (a per-row
+// shift), with a small bias for the keys that carry the mass instead of one of bias(p), so the
+// fp32 rounding of the biased scores is smaller than the CPU reference's (~ulp(bias(p)) there;
+// the tested bound). The cache is [max_context, n_kv_heads * head_dim] row-major, q / out are [tokens, n_heads *
+// head_dim], all in the compute dtype `act`; accumulation is fp32 throughout.
 //
 // head_dim: even and <= 256; a multiple of 8 with 16-byte aligned pointers takes the vectorised
-// path, other even sizes a scalar one; odd or larger sizes are kUnsupported. n_heads must be a
-// multiple of n_kv_heads (kInvalidArgument). Launches are asynchronous on `stream`; nothing is
-// allocated and nothing synchronises.
+// path, other even sizes a scalar one; odd or larger sizes are kUnsupported. n_heads not a
+// multiple of n_kv_heads, or a non-finite scale, is kInvalidArgument. Launches are asynchronous on
+// `stream`; nothing is allocated and nothing synchronises.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -79,6 +80,19 @@ __device__ __forceinline__ void load_vec(const T* p, float* f) {
   }
 }
 
+// ALiBi: the bias of key j for a head of slope `slope` is slope * j (BLOOM) or, alibi_scaled,
+// Falcon-RW's bf16(bf16(slope) * j) / sqrt(head_dim) (runtime::alibi_bias). The kernels add
+// bias(j) - bias(p), p the query's position, in the log2 domain: the softmax of a row is unchanged by
+// that shift, and the bias stays small for the keys that carry the mass. BLOOM's difference is
+// slope * (j - p) (one fma); Falcon-RW's is the difference of the two rounded biases, each
+// computed bit for bit as the CPU does.
+__device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
+
+// Falcon-RW's bias of key j; slope_bf16 = round_bf16(slope), sqrt_d = sqrtf(head_dim) (host).
+__device__ __forceinline__ float scaled_alibi_bias(float slope_bf16, int j, float sqrt_d) {
+  return __fdiv_rn(round_bf16(__fmul_rn(slope_bf16, static_cast<float>(j))), sqrt_d);
+}
+
 // Host side: the element type of an ActType, passed to a functor as a value of that type.
 template <typename F>
 decltype(auto) dispatch_act(ActType act, F&& f) {
@@ -117,6 +131,7 @@ inline Status validate_shape(ActType act, const DeviceAttentionShape& s) {
   if (s.n_heads % s.n_kv_heads != 0) {
     return Status(StatusCode::kInvalidArgument, "attention: n_heads is not a multiple of n_kv_heads");
   }
+  if (!std::isfinite(s.scale)) return Status(StatusCode::kInvalidArgument, "attention: non-finite scale");
   if (s.n_kv_heads > 65535) return Status(StatusCode::kUnsupported, "attention: more than 65535 KV heads");
   if (s.head_dim % 2 != 0 || s.head_dim > kMaxHeadDim) {
     return Status(StatusCode::kUnsupported,

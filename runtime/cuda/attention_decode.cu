@@ -39,7 +39,10 @@ struct DecodeArgs {
   float* part_l;  // [n_heads][n_chunks]
   void* out;
   int32_t n_heads, n_kv_heads, head_dim, group, max_context, window, n_chunks;
-  float scale_log2;  // log2(e) / sqrt(head_dim): scores live in the log2 domain (exp2f)
+  float scale_log2;     // log2(e) * scale: scores live in the log2 domain (exp2f)
+  const float* alibi;   // ALiBi slopes [n_heads] or nullptr
+  int32_t alibi_scaled; // Falcon-RW's form (attention_act.cuh)
+  float sqrt_d;         // sqrtf(head_dim), its divisor
 };
 
 // Visible keys [first, pos] of the step; identical in both kernels.
@@ -67,7 +70,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 // the team owns the kIters vectors of kVec elements starting at (i * kTeam + lt) * kVec.
 // Vector path: kVec = 8, kIters = 1 (head_dim <= 8 * kTeam). Scalar path: kVec = 2, kTeam = 32.
 // (kThreads, 2): at most 128 registers, so two blocks share an SM (sm_90a: the vector path does
-// not spill, the scalar one spills 4 bytes).
+// not spill, the scalar one spills 8 bytes with nvcc 13.0).
 template <typename T, int kTeam, int kVec, int kIters>
 __global__ void __launch_bounds__(kThreads, 2) decode_chunk_kernel(DecodeArgs a) {
   __shared__ float s_p[kMaxGroup][kChunk];               // scores, then exp2(score - max)
@@ -150,7 +153,31 @@ __global__ void __launch_bounds__(kThreads, 2) decode_chunk_kernel(DecodeArgs a)
     // ---- chunk softmax statistics: one warp per query head ----
     for (int g = warp; g < gn; g += kWarps) {
       float mx = -INFINITY;
-      for (int j = j_begin + lane; j < j_end; j += 32) mx = fmaxf(mx, s_p[g][j - c0]);
+      if (a.alibi != nullptr) {
+        // ALiBi as bias(j) - bias(p) (attention_act.cuh), added here, out of the register-heavy
+        // score loop; each lane rereads only its own entries below.
+        const float slope = a.alibi[h0 + g];
+        const int pos = visible_keys(a).pos;  // reread, not kept live through the score loop
+        if (a.alibi_scaled != 0) {
+          const float slope_bf16 = attn::round_bf16(slope);
+          const float bias_p = attn::scaled_alibi_bias(slope_bf16, pos, a.sqrt_d);
+          for (int j = j_begin + lane; j < j_end; j += 32) {
+            const float bias = attn::scaled_alibi_bias(slope_bf16, j, a.sqrt_d) - bias_p;
+            const float sc = fmaf(bias, kLog2e, s_p[g][j - c0]);
+            s_p[g][j - c0] = sc;
+            mx = fmaxf(mx, sc);
+          }
+        } else {
+          const float slope_log2 = slope * kLog2e;
+          for (int j = j_begin + lane; j < j_end; j += 32) {
+            const float sc = fmaf(slope_log2, static_cast<float>(j - pos), s_p[g][j - c0]);
+            s_p[g][j - c0] = sc;
+            mx = fmaxf(mx, sc);
+          }
+        }
+      } else {
+        for (int j = j_begin + lane; j < j_end; j += 32) mx = fmaxf(mx, s_p[g][j - c0]);
+      }
       mx = warp_max(mx);
       float sum = 0.0f;
       for (int j = j_begin + lane; j < j_end; j += 32) {
@@ -375,7 +402,10 @@ Status attention_decode(ActType act, const DeviceAttentionShape& shape, const vo
   a.group = shape.n_heads / shape.n_kv_heads;
   a.max_context = shape.max_context;
   a.window = shape.sliding_window;
-  a.scale_log2 = kLog2e / std::sqrt(static_cast<float>(shape.head_dim));
+  a.scale_log2 = shape.scale != 0.0f ? kLog2e * shape.scale : kLog2e / std::sqrt(static_cast<float>(shape.head_dim));
+  a.alibi = shape.alibi_slopes;
+  a.alibi_scaled = shape.alibi_scaled;
+  a.sqrt_d = std::sqrt(static_cast<float>(shape.head_dim));
   // 16-byte row slices need 16-byte aligned bases; the row stride is then a multiple of 16 too.
   const bool vector_path =
       shape.head_dim % 8 == 0 && attn::aligned16(q) && attn::aligned16(k_cache) && attn::aligned16(v_cache);

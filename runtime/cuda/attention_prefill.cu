@@ -5,7 +5,8 @@
 //   S = Q K^T by register micro-tiles (kTM x kTN per thread, float4 reads of padded rows),
 //   online softmax per row in fp32 (running max / sum in the registers of the row's 8 threads),
 //   O = alpha O + P V by register micro-tiles (kOM rows x kOD columns per thread).
-// Scores live in the log2 domain (q pre-scaled by log2(e) / sqrt(head_dim)) so exp is one exp2f.
+// Scores live in the log2 domain (q pre-scaled by log2(e) * scale) so exp is one exp2f; an ALiBi
+// bias is added to the scores of the tile before the mask's max.
 //
 // Tensor cores (estimates: no GPU measured this code): this path is bound by fp32 FMA issue and
 // shared-memory bandwidth (~1 LDS.128 per 5-8 FMAs), ~10-25 of H100's 67 fp32 TFLOP/s. An
@@ -67,8 +68,11 @@ struct PrefillArgs {
   void* out;
   int32_t n_heads, n_kv_heads, head_dim, group, window;
   int32_t m, start;
-  int32_t rows;      // m * group: flattened (token, head-in-group) rows per KV head
-  float scale_log2;  // log2(e) / sqrt(head_dim)
+  int32_t rows;          // m * group: flattened (token, head-in-group) rows per KV head
+  float scale_log2;      // log2(e) * scale
+  const float* alibi;    // ALiBi slopes [n_heads] or nullptr
+  int32_t alibi_scaled;  // Falcon-RW's form (attention_act.cuh)
+  float sqrt_d;          // sqrtf(head_dim), its divisor
 };
 
 // Copies `n_rows` rows of head_dim elements (row r at src + r * stride) into dst[r][0..kD) as fp32
@@ -108,6 +112,9 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(PrefillArgs a) {
   __shared__ __align__(16) float s_v_own[C::kSharedKV ? 1 : kBN * kStride];
   __shared__ float s_p[kBM * kPStride];
   __shared__ float s_alpha[kBM], s_l[kBM];
+  // Per row, ALiBi: BLOOM: the slope in the log2 domain; Falcon-RW: bf16(slope) and the bias of the
+  // row's own position (shared memory: no registers held through the tile loop).
+  __shared__ float s_slope[kBM], s_bias_p[kBM];
   float* s_v = C::kSharedKV ? s_k : s_v_own;
 
   const int tid = static_cast<int>(threadIdx.x);
@@ -125,6 +132,18 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(PrefillArgs a) {
   const int k_hi = a.start + r_last / g;
   const int k_lo = a.window > 0 ? max(0, a.start + r0 / g + 1 - a.window) : 0;
 
+  if (a.alibi != nullptr) {  // published by the barrier after the first K/V tile is staged
+    for (int r = tid; r < kBM; r += kThreads) {
+      const int row = r0 + r;
+      const float slope = row < a.rows ? a.alibi[kvh * g + row % g] : 0.0f;
+      if (a.alibi_scaled != 0) {
+        s_slope[r] = attn::round_bf16(slope);
+        s_bias_p[r] = attn::scaled_alibi_bias(s_slope[r], a.start + row / g, a.sqrt_d);
+      } else {
+        s_slope[r] = slope * kLog2e;
+      }
+    }
+  }
   stage_rows<T, kD, kVec>(s_q, kBM, d, a.scale_log2, [&](int r) -> const T* {
     const int row = r0 + r;
     if (row >= a.rows) return nullptr;
@@ -196,7 +215,15 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(PrefillArgs a) {
 #pragma unroll
       for (int j = 0; j < kTN; ++j) {
         const int key = j0 + kc + j * kKeyThreads;
-        if (key > vis_hi[i] || key < vis_lo[i]) s[i][j] = -INFINITY;
+        if (key > vis_hi[i] || key < vis_lo[i]) {
+          s[i][j] = -INFINITY;
+        } else if (a.alibi != nullptr) {  // bias(key) - bias(p), p the row's position (attention_act.cuh)
+          if (a.alibi_scaled != 0) {
+            s[i][j] = fmaf(attn::scaled_alibi_bias(s_slope[r], key, a.sqrt_d) - s_bias_p[r], kLog2e, s[i][j]);
+          } else {
+            s[i][j] = fmaf(s_slope[r], static_cast<float>(key - vis_hi[i]), s[i][j]);
+          }
+        }
         t_max = fmaxf(t_max, s[i][j]);
       }
 #pragma unroll
@@ -321,7 +348,10 @@ Status attention_prefill(ActType act, const DeviceAttentionShape& shape, const v
   a.m = static_cast<int32_t>(m);
   a.start = static_cast<int32_t>(start);
   a.rows = static_cast<int32_t>(m * group);
-  a.scale_log2 = kLog2e / std::sqrt(static_cast<float>(shape.head_dim));
+  a.scale_log2 = shape.scale != 0.0f ? kLog2e * shape.scale : kLog2e / std::sqrt(static_cast<float>(shape.head_dim));
+  a.alibi = shape.alibi_slopes;
+  a.alibi_scaled = shape.alibi_scaled;
+  a.sqrt_d = std::sqrt(static_cast<float>(shape.head_dim));
   const bool vector_path =
       shape.head_dim % 8 == 0 && attn::aligned16(q) && attn::aligned16(k_cache) && attn::aligned16(v_cache);
   return attn::dispatch_act(act, [&](auto tag) { return dispatch_prefill<decltype(tag)>(a, vector_path, stream); });

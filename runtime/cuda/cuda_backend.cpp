@@ -23,7 +23,7 @@ Result<std::unique_ptr<ForwardBackend>> create_cuda_forward(const Model& model, 
                             : dtype == ComputeDType::kF16 ? cuda::ActType::kF16
                                                           : cuda::ActType::kBF16;
   QMODEL_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaForward> forward,
-                          cuda::CudaForward::create(model.config(), *device, act, max_context, max_chunk));
+                          cuda::CudaForward::create(model.config(), model.header().arch, *device, act, max_context, max_chunk));
   return std::unique_ptr<ForwardBackend>(std::move(forward));
 }
 

@@ -43,13 +43,14 @@ class Carver {
 }  // namespace
 
 Result<std::unique_ptr<CudaForward>> CudaForward::create(const format::ModelConfig& config,
+                                                         const format::ArchSpec& arch,
                                                          const CudaDeviceModel& weights, ActType act,
                                                          size_t max_context, size_t max_chunk) {
   if (max_context == 0 || max_chunk == 0) {
     return Status(StatusCode::kInvalidArgument, "max context and prefill chunk must be > 0");
   }
   if (max_context > INT32_MAX) return Status(StatusCode::kInvalidArgument, "max context exceeds int32");
-  std::unique_ptr<CudaForward> f(new CudaForward(config, weights, act));
+  std::unique_ptr<CudaForward> f(new CudaForward(config, arch, weights, act));
   QMODEL_RETURN_IF_ERROR(f->allocate(max_context, std::min(max_chunk, max_context)));
   return f;
 }
@@ -65,7 +66,27 @@ Status CudaForward::allocate(size_t max_context, size_t max_chunk) {
   shape_.head_dim = static_cast<int32_t>(c.head_dim);
   shape_.max_context = static_cast<int32_t>(max_context);
   shape_.sliding_window = static_cast<int32_t>(c.sliding_window);
-  QMODEL_ASSIGN_OR_RETURN(std::vector<float> inv_freq, rope_inv_freq(c));
+  shape_.rotary_dim = static_cast<int32_t>(arch_.rotary_dim);
+  shape_.scale = arch_.attn_scale;
+  shape_.alibi_scaled = arch_.alibi_scaled ? 1 : 0;
+  std::vector<float> inv_freq, slopes;
+  if (arch_.positions == format::PositionKind::kRope) {
+    QMODEL_ASSIGN_OR_RETURN(inv_freq, rope_inv_freq(c, arch_.rotary_dim));
+  }
+  if (arch_.positions == format::PositionKind::kAlibi) {
+    slopes.resize(c.n_heads);
+    format::alibi_slopes(c.n_heads, slopes.data());
+  }
+  if (arch_.positions == format::PositionKind::kLearned &&
+      max_context > static_cast<uint64_t>(weights_.pos_embed.rows) - arch_.learned_offset) {
+    return Status(StatusCode::kInvalidArgument, "max context " + std::to_string(max_context) +
+                                                    " exceeds the model's learned positions (" +
+                                                    std::to_string(weights_.pos_embed.rows - arch_.learned_offset) + ")");
+  }
+  const bool fused_qkv = arch_.qkv != format::QkvLayout::kSeparate;
+  const bool parallel = arch_.residual == format::ResidualLayout::kParallelSharedNorm ||
+                        arch_.residual == format::ResidualLayout::kParallelTwoNorms;
+  const uint64_t e = arch_.embed_dim;
 
   const uint64_t ab = static_cast<uint64_t>(act_bytes(act_)), h = c.hidden_size, inter = c.intermediate_size;
   const uint64_t vocab = c.vocab_size, chunk = max_chunk;
@@ -74,9 +95,13 @@ Status CudaForward::allocate(size_t max_context, size_t max_chunk) {
   sample_workspace_bytes_ = sample_workspace_bytes(static_cast<int64_t>(vocab));
   if (chunk > kLogitRows) {
     for (const DeviceLayerWeights& l : weights_.layers) {
-      for (const kernels::DeviceWeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      for (const kernels::DeviceWeightView* w : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+        if (w->data == nullptr) continue;
         gemm_scratch_bytes_ = std::max<uint64_t>(gemm_scratch_bytes_, kernels::gemm_scratch_bytes(*w, act_));
       }
+    }
+    if (weights_.project_in.data != nullptr) {
+      gemm_scratch_bytes_ = std::max<uint64_t>(gemm_scratch_bytes_, kernels::gemm_scratch_bytes(weights_.project_in, act_));
     }
   }
   auto carve = [&](Carver& cv) {
@@ -87,13 +112,18 @@ Status CudaForward::allocate(size_t max_context, size_t max_chunk) {
     v_ = cv.take(chunk * kv_dim_ * ab);
     att_ = cv.take(chunk * q_dim_ * ab);
     delta_ = cv.take(chunk * h * ab);
+    xn2_ = arch_.residual == format::ResidualLayout::kParallelTwoNorms ? cv.take(chunk * h * ab) : nullptr;
+    delta2_ = parallel ? cv.take(chunk * h * ab) : nullptr;
+    qkv_ = fused_qkv ? cv.take(chunk * (q_dim_ + 2 * kv_dim_) * ab) : nullptr;
+    emb_ = arch_.project_in_out ? cv.take(chunk * e * ab) : nullptr;
+    alibi_slopes_ = slopes.empty() ? nullptr : cv.take<float>(slopes.size() * 4);
     gate_ = cv.take(chunk * inter * ab);
     up_ = cv.take(chunk * inter * ab);
     logits_act_ = cv.take(kLogitRows * vocab * ab);
     logits_f32_ = cv.take<float>(kLogitRows * vocab * 4);
     k_cache_ = cv.take(kv_bytes_ / 2);
     v_cache_ = cv.take(kv_bytes_ / 2);
-    inv_freq_ = cv.take<float>(inv_freq.size() * 4);
+    inv_freq_ = inv_freq.empty() ? nullptr : cv.take<float>(inv_freq.size() * 4);
     ids_ = cv.take<int32_t>(chunk * 4);
     params_ = cv.take<DeviceStepParams>(sizeof(DeviceStepParams));
     next_id_ = cv.take<int32_t>(4);
@@ -131,8 +161,16 @@ Status CudaForward::allocate(size_t max_context, size_t max_chunk) {
   QMODEL_CUDA_RETURN_IF_ERROR(cudaMallocHost(reinterpret_cast<void**>(&params_host_), sizeof(DeviceStepParams)));
   QMODEL_CUDA_RETURN_IF_ERROR(cudaMallocHost(reinterpret_cast<void**>(&id_host_), sizeof(int32_t)));
   QMODEL_CUDA_RETURN_IF_ERROR(cudaMallocHost(reinterpret_cast<void**>(&ids_host_), chunk * sizeof(int32_t)));
-  QMODEL_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(inv_freq_, inv_freq.data(), inv_freq.size() * 4,
-                                              cudaMemcpyHostToDevice, stream_));
+  if (inv_freq_ != nullptr) {
+    QMODEL_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(inv_freq_, inv_freq.data(), inv_freq.size() * 4,
+                                                cudaMemcpyHostToDevice, stream_));
+  }
+  if (alibi_slopes_ != nullptr) {
+    QMODEL_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(alibi_slopes_, slopes.data(), slopes.size() * 4, cudaMemcpyHostToDevice,
+                                                stream_));
+  }
+  shape_.alibi_slopes = alibi_slopes_;
+  // The pageable sources above are read before this function returns (synchronised below).
   // A fresh cache holds zeros, not garbage: attention never reads unwritten rows, but a bug that
   // did would then show up as wrong numbers rather than NaN noise that varies per run.
   QMODEL_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(k_cache_, 0, kv_bytes_ / 2, stream_));
@@ -171,38 +209,125 @@ Status CudaForward::linear_multi(const void* x, size_t m, const kernels::DeviceW
   return Status();
 }
 
-Status CudaForward::enqueue_layers(const int32_t* ids_dev, size_t m, size_t start, bool decode) {
-  const format::ModelConfig& c = config_;
-  const int64_t h = c.hidden_size, rows = static_cast<int64_t>(m);
-  const int32_t* position = &params_->position;
-  QMODEL_RETURN_IF_ERROR(kernels::launch_gather_rows(weights_.embed, ids_dev, rows, ActType::kF32, x_, stream_));
-  const void* delta = nullptr;  // the previous sublayer's output, added into x by the next norm
-  for (size_t l = 0; l < weights_.layers.size(); ++l) {
-    const DeviceLayerWeights& L = weights_.layers[l];
-    void* k_cache = kv_layer(k_cache_, l);
-    void* v_cache = kv_layer(v_cache_, l);
-    QMODEL_RETURN_IF_ERROR(add_rmsnorm(act_, x_, delta, rows, h, L.attn_norm, c.rms_norm_eps, xn_, stream_));
+DeviceNorm CudaForward::norm_of(const float* weight, const float* bias) const {
+  DeviceNorm n;
+  n.kind = arch_.norm;
+  n.weight = weight;
+  n.bias = bias;
+  n.eps = arch_.norm_eps;
+  return n;
+}
+
+Status CudaForward::enqueue_embedding(const int32_t* ids_dev, size_t m) {
+  const int64_t h = config_.hidden_size, rows = static_cast<int64_t>(m);
+  if (!arch_.project_in_out) {
+    QMODEL_RETURN_IF_ERROR(kernels::launch_gather_rows(weights_.embed, ids_dev, rows, ActType::kF32, x_, stream_));
+  } else {
+    QMODEL_RETURN_IF_ERROR(kernels::launch_gather_rows(weights_.embed, ids_dev, rows, act_, emb_, stream_));
+    QMODEL_RETURN_IF_ERROR(linear(emb_, m, weights_.project_in, nullptr, delta_));
+    QMODEL_RETURN_IF_ERROR(convert_to_f32(act_, delta_, rows * h, x_, stream_));
+  }
+  if (arch_.positions == format::PositionKind::kLearned) {
+    QMODEL_RETURN_IF_ERROR(add_position_rows(weights_.pos_embed, &params_->position,
+                                             static_cast<int32_t>(arch_.learned_offset), rows, h, x_, stream_));
+  }
+  if (arch_.embed_norm) {
+    const DeviceNorm n = norm_of(weights_.embed_norm, weights_.embed_norm_b);
+    QMODEL_RETURN_IF_ERROR(add_norm(act_, &n, x_, nullptr, nullptr, rows, h, /*write_back=*/true, xn_, stream_));
+  }
+  pending_ = pending2_ = nullptr;
+  return Status();
+}
+
+Status CudaForward::enqueue_attention(size_t l, const void* in, size_t m, size_t start, bool decode, void* out) {
+  const DeviceLayerWeights& L = weights_.layers[l];
+  const int64_t rows = static_cast<int64_t>(m);
+  void* k_cache = kv_layer(k_cache_, l);
+  void* v_cache = kv_layer(v_cache_, l);
+  if (arch_.qkv == format::QkvLayout::kSeparate) {
     const kernels::DeviceWeightView qkv[3] = {L.wq, L.wk, L.wv};
     const float* qkv_bias[3] = {L.bq, L.bk, L.bv};
     void* qkv_out[3] = {q_, k_, v_};
-    QMODEL_RETURN_IF_ERROR(linear_multi(xn_, m, qkv, qkv_bias, qkv_out, 3));
-    QMODEL_RETURN_IF_ERROR(rope_store_kv(act_, q_, k_, v_, rows, shape_, inv_freq_, position, k_cache, v_cache, stream_));
-    if (decode) {
-      QMODEL_RETURN_IF_ERROR(attention_decode(act_, shape_, q_, k_cache, v_cache, position, attention_workspace_,
-                                              attention_workspace_floats_, att_, stream_));
-    } else {
-      QMODEL_RETURN_IF_ERROR(attention_prefill(act_, shape_, q_, rows, static_cast<int64_t>(start), k_cache, v_cache,
-                                               att_, stream_));
-    }
-    QMODEL_RETURN_IF_ERROR(linear(att_, m, L.wo, L.bo, delta_));
-    QMODEL_RETURN_IF_ERROR(add_rmsnorm(act_, x_, delta_, rows, h, L.mlp_norm, c.rms_norm_eps, xn_, stream_));
+    QMODEL_RETURN_IF_ERROR(linear_multi(in, m, qkv, qkv_bias, qkv_out, 3));
+  } else {
+    QMODEL_RETURN_IF_ERROR(linear(in, m, L.wqkv, L.bqkv, qkv_));
+    QMODEL_RETURN_IF_ERROR(split_qkv(act_, arch_.qkv, qkv_, rows, shape_, q_, k_, v_, stream_));
+  }
+  const int32_t* position = &params_->position;
+  QMODEL_RETURN_IF_ERROR(rope_store_kv(act_, q_, k_, v_, rows, shape_, inv_freq_, position, k_cache, v_cache, stream_));
+  if (decode) {
+    QMODEL_RETURN_IF_ERROR(attention_decode(act_, shape_, q_, k_cache, v_cache, position, attention_workspace_,
+                                            attention_workspace_floats_, att_, stream_));
+  } else {
+    QMODEL_RETURN_IF_ERROR(attention_prefill(act_, shape_, q_, rows, static_cast<int64_t>(start), k_cache, v_cache,
+                                             att_, stream_));
+  }
+  return linear(att_, m, L.wo, L.bo, out);
+}
+
+Status CudaForward::enqueue_mlp(size_t l, const void* in, size_t m, void* out) {
+  const DeviceLayerWeights& L = weights_.layers[l];
+  const int64_t count = static_cast<int64_t>(m) * config_.intermediate_size;
+  if (arch_.mlp == format::MlpKind::kGated) {
     const kernels::DeviceWeightView gate_up[2] = {L.w_gate, L.w_up};
     const float* gate_up_bias[2] = {L.b_gate, L.b_up};
     void* gate_up_out[2] = {gate_, up_};
-    QMODEL_RETURN_IF_ERROR(linear_multi(xn_, m, gate_up, gate_up_bias, gate_up_out, 2));
-    QMODEL_RETURN_IF_ERROR(silu_mul(act_, gate_, up_, rows * static_cast<int64_t>(c.intermediate_size), gate_, stream_));
-    QMODEL_RETURN_IF_ERROR(linear(gate_, m, L.w_down, L.b_down, delta_));
-    delta = delta_;
+    QMODEL_RETURN_IF_ERROR(linear_multi(in, m, gate_up, gate_up_bias, gate_up_out, 2));
+    if (arch_.activation == format::Activation::kSilu) {
+      QMODEL_RETURN_IF_ERROR(silu_mul(act_, gate_, up_, count, gate_, stream_));
+    } else {
+      QMODEL_RETURN_IF_ERROR(activation_mul(act_, arch_.activation, gate_, up_, count, gate_, stream_));
+    }
+  } else {
+    QMODEL_RETURN_IF_ERROR(linear(in, m, L.w_up, L.b_up, gate_));
+    QMODEL_RETURN_IF_ERROR(activation_mul(act_, arch_.activation, gate_, nullptr, count, gate_, stream_));
+  }
+  return linear(gate_, m, L.w_down, L.b_down, out);
+}
+
+Status CudaForward::enqueue_layers(const int32_t* ids_dev, size_t m, size_t start, bool decode) {
+  const int64_t h = config_.hidden_size, rows = static_cast<int64_t>(m);
+  QMODEL_RETURN_IF_ERROR(enqueue_embedding(ids_dev, m));
+  // Each sublayer's output stays pending until the next norm adds it into x_ (fused).
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const DeviceLayerWeights& L = weights_.layers[l];
+    const DeviceNorm attn_norm = norm_of(L.attn_norm, L.attn_norm_b);
+    const DeviceNorm mlp_norm = norm_of(L.mlp_norm, L.mlp_norm_b);
+    switch (arch_.residual) {
+      case format::ResidualLayout::kSequential:
+        QMODEL_RETURN_IF_ERROR(
+            add_norm(act_, &attn_norm, x_, pending_, pending2_, rows, h, arch_.residual_from_norm, xn_, stream_));
+        QMODEL_RETURN_IF_ERROR(enqueue_attention(l, xn_, m, start, decode, delta_));
+        QMODEL_RETURN_IF_ERROR(
+            add_norm(act_, &mlp_norm, x_, delta_, nullptr, rows, h, arch_.residual_from_norm, xn_, stream_));
+        QMODEL_RETURN_IF_ERROR(enqueue_mlp(l, xn_, m, delta_));
+        pending_ = delta_;
+        pending2_ = nullptr;
+        break;
+      case format::ResidualLayout::kParallelSharedNorm:
+      case format::ResidualLayout::kParallelTwoNorms: {
+        QMODEL_RETURN_IF_ERROR(add_norm(act_, &attn_norm, x_, pending_, pending2_, rows, h, false, xn_, stream_));
+        const void* mlp_in = xn_;
+        if (arch_.residual == format::ResidualLayout::kParallelTwoNorms) {
+          QMODEL_RETURN_IF_ERROR(add_norm(act_, &mlp_norm, x_, nullptr, nullptr, rows, h, false, xn2_, stream_));
+          mlp_in = xn2_;
+        }
+        QMODEL_RETURN_IF_ERROR(enqueue_attention(l, xn_, m, start, decode, delta_));
+        QMODEL_RETURN_IF_ERROR(enqueue_mlp(l, mlp_in, m, delta2_));
+        pending_ = delta_;
+        pending2_ = delta2_;
+        break;
+      }
+      case format::ResidualLayout::kPostNorm:
+        // x is the block's input as it is: only the compute-dtype copy for the projections.
+        QMODEL_RETURN_IF_ERROR(add_norm(act_, nullptr, x_, pending_, pending2_, rows, h, false, xn_, stream_));
+        QMODEL_RETURN_IF_ERROR(enqueue_attention(l, xn_, m, start, decode, delta_));
+        QMODEL_RETURN_IF_ERROR(add_norm(act_, &attn_norm, x_, delta_, nullptr, rows, h, true, xn_, stream_));
+        QMODEL_RETURN_IF_ERROR(enqueue_mlp(l, xn_, m, delta_));
+        QMODEL_RETURN_IF_ERROR(add_norm(act_, &mlp_norm, x_, delta_, nullptr, rows, h, true, xn_, stream_));
+        pending_ = pending2_ = nullptr;
+        break;
+    }
   }
   return Status();
 }
@@ -210,12 +335,20 @@ Status CudaForward::enqueue_layers(const int32_t* ids_dev, size_t m, size_t star
 Status CudaForward::enqueue_logits(size_t first, size_t n, float* logits_f32_dev) {
   const format::ModelConfig& c = config_;
   const size_t h = c.hidden_size, ab = static_cast<size_t>(act_bytes(act_));
-  // The last layer's down_proj output is still pending: the final norm adds it to these rows.
-  QMODEL_RETURN_IF_ERROR(add_rmsnorm(act_, x_ + first * h, static_cast<const uint8_t*>(delta_) + first * h * ab,
-                                     static_cast<int64_t>(n), static_cast<int64_t>(h), weights_.final_norm,
-                                     c.rms_norm_eps, xn_, stream_));
+  auto rows_of = [&](const void* p) { return p == nullptr ? nullptr : static_cast<const uint8_t*>(p) + first * h * ab; };
+  // The last block's outputs are still pending: the final norm adds them to these rows.
+  const DeviceNorm final_norm = norm_of(weights_.final_norm, weights_.final_norm_b);
+  QMODEL_RETURN_IF_ERROR(add_norm(act_, arch_.final_norm ? &final_norm : nullptr, x_ + first * h, rows_of(pending_),
+                                  rows_of(pending2_), static_cast<int64_t>(n), static_cast<int64_t>(h), false, xn_,
+                                  stream_));
+  const void* head_in = xn_;
+  if (arch_.project_in_out) {
+    QMODEL_RETURN_IF_ERROR(
+        kernels::launch_gemv(act_, xn_, static_cast<int64_t>(n), weights_.project_out, nullptr, emb_, stream_));
+    head_in = emb_;
+  }
   QMODEL_RETURN_IF_ERROR(
-      kernels::launch_gemv(act_, xn_, static_cast<int64_t>(n), weights_.lm_head, nullptr, logits_act_, stream_));
+      kernels::launch_gemv(act_, head_in, static_cast<int64_t>(n), weights_.lm_head, nullptr, logits_act_, stream_));
   return convert_to_f32(act_, logits_act_, static_cast<int64_t>(n * c.vocab_size), logits_f32_dev, stream_);
 }
 

@@ -1,8 +1,12 @@
-// The Llama forward pass on a CUDA device. Per layer: fused residual-add + RMSNorm -> q/k/v in one
-// multi-GEMV (decode) or three GEMMs (prefill) -> RoPE + KV-cache append -> attention (flash
-// decoding for one token, tiled flash attention for a chunk) -> o_proj -> fused residual-add +
-// RMSNorm -> gate/up -> SwiGLU -> down. The residual stream is fp32; activations, KV cache and GEMM
-// inputs are in the compute dtype. A decode step (embedding lookup to sampled id) is captured once
+// The decoder forward pass on a CUDA device, executing the file's architecture description as the
+// CPU backend does (runtime/src/forward.h): embedding (+ project_in, learned positions, embedding
+// norm); per block the residual layout, each pending sublayer output added into the fp32 residual
+// stream by the next fused residual-add + norm (RMSNorm or LayerNorm); attention: q/k/v in one
+// multi-GEMV (decode) or GEMMs (prefill), or one fused qkv projection split on the device -> RoPE
+// (full or partial) + KV-cache append -> attention with optional ALiBi (flash decoding for one
+// token, tiled flash attention for a chunk) -> o_proj; MLP gated or plain with SiLU / GELU / ReLU;
+// final norm (+ project_out); lm_head. Activations, KV cache and GEMM inputs are in the compute
+// dtype. A decode step (embedding lookup to sampled id) is captured once
 // in a CUDA graph and replayed: its per-step inputs (token, position, sampling parameters, the
 // uniform draw) come from a pinned host struct copied by the graph's first node.
 #pragma once
@@ -15,6 +19,7 @@
 
 #include "cuda/device_model.h"
 #include "cuda/device_types.h"
+#include "cuda/ops.h"
 #include "forward_backend.h"
 #include "qmodel/format/types.h"
 #include "qmodel/kernels/cuda.h"
@@ -25,8 +30,9 @@ class CudaForward final : public ForwardBackend {
  public:
   // kOutOfMemory names what does not fit (KV cache for max_context tokens, workspace) and the
   // free device memory; kUnsupported for a head_dim / config the kernels do not handle.
-  static Result<std::unique_ptr<CudaForward>> create(const format::ModelConfig& config, const CudaDeviceModel& weights,
-                                                     ActType act, size_t max_context, size_t max_chunk);
+  static Result<std::unique_ptr<CudaForward>> create(const format::ModelConfig& config, const format::ArchSpec& arch,
+                                                     const CudaDeviceModel& weights, ActType act, size_t max_context,
+                                                     size_t max_chunk);
   ~CudaForward() override;
 
   Status run(const int32_t* ids, size_t m, size_t start, bool all_logits, float* logits) override;
@@ -39,14 +45,19 @@ class CudaForward final : public ForwardBackend {
   void fill_memory_stats(Stats& stats) const override;
 
  private:
-  CudaForward(const format::ModelConfig& config, const CudaDeviceModel& weights, ActType act)
-      : config_(config), weights_(weights), act_(act) {}
+  CudaForward(const format::ModelConfig& config, const format::ArchSpec& arch, const CudaDeviceModel& weights,
+              ActType act)
+      : config_(config), arch_(arch), weights_(weights), act_(act) {}
   Status allocate(size_t max_context, size_t max_chunk);
   // Enqueues the layers for m tokens whose ids are at ids_dev, the first at position *position_dev
   // (== start on the host; decode reads it from the step params so the graph is position-free).
   Status enqueue_layers(const int32_t* ids_dev, size_t m, size_t start, bool decode);
   // Final norm + lm_head + fp32 conversion for rows [first, first + n) of the chunk (n <= 8).
   Status enqueue_logits(size_t first, size_t n, float* logits_f32_dev);
+  Status enqueue_embedding(const int32_t* ids_dev, size_t m);
+  Status enqueue_attention(size_t layer, const void* in, size_t m, size_t start, bool decode, void* out);
+  Status enqueue_mlp(size_t layer, const void* in, size_t m, void* out);
+  DeviceNorm norm_of(const float* weight, const float* bias) const;
   Status enqueue_decode_step();
   Status ensure_decode_graph();
   Status run_decode_graph(int32_t id, size_t position, const SamplingOptions& options, double uniform);
@@ -58,6 +69,7 @@ class CudaForward final : public ForwardBackend {
   void* kv_layer(void* cache, size_t layer) const;
 
   format::ModelConfig config_;
+  format::ArchSpec arch_;
   const CudaDeviceModel& weights_;
   ActType act_;
   DeviceAttentionShape shape_;
@@ -72,6 +84,11 @@ class CudaForward final : public ForwardBackend {
   uint64_t device_block_bytes_ = 0, kv_bytes_ = 0, gemm_scratch_bytes_ = 0;
   float* x_ = nullptr;                       // fp32 residual stream [max_chunk, hidden]
   void *xn_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr, *delta_ = nullptr;
+  void *xn2_ = nullptr, *delta2_ = nullptr;  // parallel layouts: the MLP's input and output
+  void* qkv_ = nullptr;                      // fused qkv projection [max_chunk, q_dim + 2 kv_dim]
+  void* emb_ = nullptr;                      // project_in input / project_out output [max_chunk, embed_dim]
+  const void *pending_ = nullptr, *pending2_ = nullptr;  // sublayer outputs not yet added into x_
+  float* alibi_slopes_ = nullptr;            // [n_heads]
   void *gate_ = nullptr, *up_ = nullptr;     // [max_chunk, intermediate]
   void* logits_act_ = nullptr;               // [8, vocab] lm_head output in the compute dtype
   float* logits_f32_ = nullptr;              // [8, vocab]

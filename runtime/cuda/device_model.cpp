@@ -108,6 +108,12 @@ void bind_all(ArenaBinder& b, const ModelWeights& w, CudaDeviceModel& m) {
   m.embed = b.bind_matrix(w.embed);
   m.lm_head = b.bind_matrix(w.lm_head);
   m.final_norm = b.bind_vector(w.final_norm);
+  m.final_norm_b = b.bind_vector(w.final_norm_b);
+  m.pos_embed = b.bind_matrix(w.pos_embed);
+  m.project_in = b.bind_matrix(w.project_in);
+  m.project_out = b.bind_matrix(w.project_out);
+  m.embed_norm = b.bind_vector(w.embed_norm);
+  m.embed_norm_b = b.bind_vector(w.embed_norm_b);
   m.layers.resize(w.layers.size());
   for (size_t l = 0; l < w.layers.size(); ++l) {
     const LayerWeights& s = w.layers[l];
@@ -115,6 +121,10 @@ void bind_all(ArenaBinder& b, const ModelWeights& w, CudaDeviceModel& m) {
     d.wq = b.bind_matrix(s.wq);
     d.wk = b.bind_matrix(s.wk);
     d.wv = b.bind_matrix(s.wv);
+    d.wqkv = b.bind_matrix(s.wqkv);
+    d.bqkv = b.bind_vector(s.bqkv);
+    d.attn_norm_b = b.bind_vector(s.attn_norm_b);
+    d.mlp_norm_b = b.bind_vector(s.mlp_norm_b);
     d.wo = b.bind_matrix(s.wo);
     d.w_gate = b.bind_matrix(s.w_gate);
     d.w_up = b.bind_matrix(s.w_up);

@@ -1,4 +1,4 @@
-// The weights of a Llama-family model in device memory, exactly as stored in the .qmodel file:
+// The weights of a model in device memory, exactly as stored in the .qmodel file:
 // one device arena holds every blob the graph reads (packed codes, absmax or absmax codes + nested
 // absmax, INT8 row scales, float matrices), each 256-byte aligned, and DeviceWeightViews point
 // into it. Nothing is dequantized or repacked; only the O(hidden) 1-D weights (norms, biases) are
@@ -14,11 +14,13 @@
 
 namespace qmodel::runtime::cuda {
 
+// Views of absent modules have data == nullptr (rows == 0); absent vectors are nullptr.
 struct DeviceLayerWeights {
-  kernels::DeviceWeightView wq, wk, wv, wo, w_gate, w_up, w_down;
+  kernels::DeviceWeightView wq, wk, wv, wqkv, wo, w_gate, w_up, w_down;
   const float* attn_norm = nullptr;  // fp32 [hidden]
   const float* mlp_norm = nullptr;
-  const float *bq = nullptr, *bk = nullptr, *bv = nullptr, *bo = nullptr;  // fp32 or nullptr
+  const float *attn_norm_b = nullptr, *mlp_norm_b = nullptr;
+  const float *bq = nullptr, *bk = nullptr, *bv = nullptr, *bqkv = nullptr, *bo = nullptr;  // fp32 or nullptr
   const float *b_gate = nullptr, *b_up = nullptr, *b_down = nullptr;
 };
 
@@ -35,8 +37,9 @@ class CudaDeviceModel final : public DeviceModel {
   // cache); false when it fell back to pageable copies.
   bool used_registered_mapping() const { return registered_; }
 
-  kernels::DeviceWeightView embed, lm_head;
-  const float* final_norm = nullptr;
+  kernels::DeviceWeightView embed, lm_head, pos_embed, project_in, project_out;
+  const float *final_norm = nullptr, *final_norm_b = nullptr;
+  const float *embed_norm = nullptr, *embed_norm_b = nullptr;
   std::vector<DeviceLayerWeights> layers;
 
  private:

@@ -19,6 +19,13 @@ struct DeviceAttentionShape {
   int32_t n_heads = 0, n_kv_heads = 0, head_dim = 0;
   int32_t max_context = 0;     // rows of the KV cache
   int32_t sliding_window = 0;  // 0 = none; else a query at p sees keys at p - window < j <= p
+  int32_t rotary_dim = 0;      // rope_store_kv: dims rotated per head (even); 0 = head_dim
+  float scale = 0.0f;          // multiplier of q.k; 0 = 1 / sqrt(head_dim)
+  // ALiBi (nullptr = none; DEVICE fp32 [n_heads]): score(h, j) = q.k * scale + alibi_bias(slopes[h],
+  // j) as runtime/src/attention.h defines it: slopes[h] * j (BLOOM), or with alibi_scaled Falcon's
+  // bf16(bf16(slopes[h]) * j) / sqrt(head_dim).
+  const float* alibi_slopes = nullptr;
+  int32_t alibi_scaled = 0;
 };
 
 // Per-step inputs of a decode step, written by the host into pinned memory and copied to the

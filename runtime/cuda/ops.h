@@ -16,7 +16,9 @@
 #include <cstdint>
 
 #include "device_types.h"
+#include "qmodel/format/architecture.h"
 #include "qmodel/format/status.h"
+#include "qmodel/kernels/cuda.h"
 
 namespace qmodel::runtime::cuda {
 
@@ -31,6 +33,25 @@ namespace qmodel::runtime::cuda {
 Status add_rmsnorm(ActType act, float* x, const void* delta, int64_t m, int64_t n, const float* weight, float eps,
                    void* out, cudaStream_t stream);
 
+// A norm of the architecture: RMSNorm (weight required, bias ignored) or LayerNorm (weight and
+// bias optional: elementwise_affine), fp32 device vectors [n].
+struct DeviceNorm {
+  format::NormKind kind = format::NormKind::kRMSNorm;
+  const float* weight = nullptr;
+  const float* bias = nullptr;
+  float eps = 1e-5f;
+};
+
+// The general form of add_rmsnorm for every residual layout: per row t < m of the fp32 residual
+// stream x [m, n], x += delta (if not nullptr) then x += delta2 (if not nullptr) (two rounded fp32
+// adds in that order, delta / delta2 in `act`, as the CPU's add_inplace twice); then y =
+// norm(x) (norm == nullptr: y = x) computed as rmsnorm_rows / layernorm_rows do (fp32 sums here);
+// out[t,:] = act(y); with write_back, x[t,:] = y too (post-norm layouts, BLOOM's residual from the
+// norm). RMSNorm without write_back or delta2 gives add_rmsnorm's results bit for bit. out must not
+// alias x, delta or delta2. Bounds as add_rmsnorm (LayerNorm: the same per pass).
+Status add_norm(ActType act, const DeviceNorm* norm, float* x, const void* delta, const void* delta2, int64_t m,
+                int64_t n, bool write_back, void* out, cudaStream_t stream);
+
 // HF rotate_half RoPE on q [m, n_heads * head_dim] and k [m, n_kv_heads * head_dim] (act, in
 // place); token t has position p = *start_position + t (a DEVICE int32) and angle
 // float(p) * inv_freq[i] (fp32, inv_freq [head_dim / 2]); cos / sin are taken in double and rounded
@@ -42,10 +63,32 @@ Status add_rmsnorm(ActType act, float* x, const void* delta, int64_t m, int64_t 
 // ([max_context, n_kv_heads * head_dim], act; v copied bit for bit). The launcher cannot see p: the
 // caller guarantees 0 <= p < shape.max_context for every token; rows outside are not written (q
 // and k are still rotated). head_dim must be even and <= kMaxRopeHeadDim.
+// Partial rotary (GPT-NeoX rotary_pct): only the first shape.rotary_dim dims of each head rotate
+// (pairs i, i + rotary_dim / 2; inv_freq has rotary_dim / 2 entries), the rest pass unchanged.
+// inv_freq == nullptr: no rotation at all (ALiBi / learned positions): k and v are only stored.
 inline constexpr int32_t kMaxRopeHeadDim = 512;
 Status rope_store_kv(ActType act, void* q, void* k, const void* v, int64_t m, const DeviceAttentionShape& shape,
                      const float* inv_freq, const int32_t* start_position, void* k_cache, void* v_cache,
                      cudaStream_t stream);
+
+// out[i] = act(fn(gate[i]) * up[i]), or act(fn(gate[i])) when up == nullptr (plain MLP), fn as
+// runtime::activate (SiLU, GELU exact with erff, GELU tanh with tanhf, ReLU) in fp32: within a few
+// fp32 ulps of the CPU, one act ulp after rounding. out may alias gate (or up).
+Status activation_mul(ActType act, format::Activation fn, const void* gate, const void* up, int64_t count, void* out,
+                      cudaStream_t stream);
+
+// Splits a fused qkv projection qkv [m, (n_heads + 2 n_kv) * head_dim] (act) into q [m, n_heads *
+// head_dim], k and v [m, n_kv * head_dim] as runtime::split_qkv does (bit copies), for every
+// layout but kSeparate (kInvalidArgument).
+Status split_qkv(ActType act, format::QkvLayout layout, const void* qkv, int64_t m, const DeviceAttentionShape& shape,
+                 void* q, void* k, void* v, cudaStream_t stream);
+
+// Learned absolute positions: x[t, :] += float(table[*start_position + offset + t, :]) for t < m
+// (x fp32 [m, n], table a float-stored DeviceWeightView [rows, n]; start_position a DEVICE int32,
+// so the call can be captured in a graph). Rows outside the table are not added (the caller keeps
+// positions in range; the CPU backend refuses them). kUnsupported for a quantized table.
+Status add_position_rows(const kernels::DeviceWeightView& table, const int32_t* start_position, int32_t offset,
+                         int64_t m, int64_t n, float* x, cudaStream_t stream);
 
 // out[i] = act(silu(gate[i]) * up[i]), silu(x) = x / (1 + exp(-x)) in fp32 (expf: within a few
 // fp32 ulps of the CPU's silu_mul, one act ulp after rounding). out may alias gate (or up).

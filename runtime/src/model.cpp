@@ -26,7 +26,7 @@ Result<std::unique_ptr<Model>> Model::open(const std::string& path, const ModelO
   format::OpenOptions open_options;
   open_options.verify_checksums = options.verify_checksums;
   QMODEL_ASSIGN_OR_RETURN(impl->file, format::ModelFile::open(path, open_options));
-  QMODEL_ASSIGN_OR_RETURN(impl->weights, bind_llama_weights(*impl->file));
+  QMODEL_ASSIGN_OR_RETURN(impl->weights, bind_weights(*impl->file));
   if (options.device == Device::kCuda) {
     QMODEL_ASSIGN_OR_RETURN(impl->device, upload_model_to_cuda(*impl->file, impl->weights, options));
   }

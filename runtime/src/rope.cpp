@@ -5,12 +5,16 @@
 
 namespace qmodel::runtime {
 
-Result<std::vector<float>> rope_inv_freq(const format::ModelConfig& c) {
-  const size_t half = c.head_dim / 2;
+Result<std::vector<float>> rope_inv_freq(const format::ModelConfig& c, size_t rotary_dim) {
+  if (rotary_dim == 0 || rotary_dim % 2 != 0 || rotary_dim > c.head_dim) {
+    return Status(StatusCode::kCorruptFile, "rotary dims " + std::to_string(rotary_dim) +
+                                                " must be even, > 0 and <= head_dim " + std::to_string(c.head_dim));
+  }
+  const size_t half = rotary_dim / 2;
   std::vector<float> inv(half);
   for (size_t i = 0; i < half; ++i) {
     // Same fp32 steps as torch: exponent arange(0, d, 2).float() / d, base ** exponent, 1 / that.
-    const float exponent = static_cast<float>(2 * i) / static_cast<float>(c.head_dim);
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(rotary_dim);
     inv[i] = 1.0f / std::pow(c.rope_theta, exponent);
   }
   const format::RopeScaling& s = c.rope_scaling;
@@ -54,8 +58,9 @@ void rope_cos_sin(const float* inv_freq, size_t half, int64_t pos, float* cos_ou
   }
 }
 
-void apply_rope(float* x, size_t n_heads, size_t head_dim, const float* cos_half, const float* sin_half) {
-  const size_t half = head_dim / 2;
+void apply_rope(float* x, size_t n_heads, size_t head_dim, size_t rotary_dim, const float* cos_half,
+                const float* sin_half) {
+  const size_t half = rotary_dim / 2;
   for (size_t h = 0; h < n_heads; ++h) {
     float* v = x + h * head_dim;
     for (size_t i = 0; i < half; ++i) {

@@ -44,6 +44,12 @@ Result<std::unique_ptr<Session>> Session::create(const Model& model, const Sessi
     max_context = config.max_position_embeddings != 0 ? std::min<size_t>(config.max_position_embeddings, kDefaultMaxContext)
                                                       : kDefaultMaxContext;
   }
+  // Learned absolute positions end where the table ends: the default context stops there.
+  const format::ArchSpec& arch = model.header().arch;
+  const kernels::WeightView& positions = model.impl().weights.pos_embed;
+  if (options.max_context == 0 && arch.positions == format::PositionKind::kLearned && positions.rows > arch.learned_offset) {
+    max_context = std::min<size_t>(max_context, positions.rows - arch.learned_offset);
+  }
   if (options.prefill_chunk == 0) return Status(StatusCode::kInvalidArgument, "prefill_chunk must be > 0");
   const unsigned n_threads = options.n_threads != 0 ? options.n_threads : model.options().n_threads;
   std::unique_ptr<Impl> impl;
@@ -56,7 +62,7 @@ Result<std::unique_ptr<Session>> Session::create(const Model& model, const Sessi
   if (model.options().device == Device::kCuda) {
     QMODEL_ASSIGN_OR_RETURN(impl->forward, create_cuda_forward(model, max_context, options.prefill_chunk));
   } else {
-    QMODEL_ASSIGN_OR_RETURN(impl->forward, CpuForward::create(config, model.impl().weights, impl->pool, max_context,
+    QMODEL_ASSIGN_OR_RETURN(impl->forward, CpuForward::create(config, arch, model.impl().weights, impl->pool, max_context,
                                                               options.prefill_chunk));
   }
   return std::unique_ptr<Session>(new Session(std::move(impl)));

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "qmodel/format/tensor_roles.h"
+
 namespace qmodel::runtime {
 namespace {
 
@@ -84,103 +86,171 @@ Result<kernels::WeightView> make_weight_view(const format::ModelFile& file, cons
   return w;
 }
 
-Status check_llama_config(const format::ModelConfig& c, const std::string& file) {
-  const std::string& a = c.architecture;
-  if (a != "LlamaForCausalLM" && a != "MistralForCausalLM" && a != "Qwen2ForCausalLM") {
-    return Status(StatusCode::kUnsupported, file + ": architecture '" + a +
-                  "' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
-  }
+Status check_model_config(const format::ModelConfig& c, const format::ArchSpec& a, const std::string& file) {
   auto bad = [&](const std::string& what) { return Status(StatusCode::kCorruptFile, file + ": config: " + what); };
   if (c.hidden_size == 0 || c.intermediate_size == 0 || c.n_layers == 0 || c.n_heads == 0 ||
-      c.n_kv_heads == 0 || c.head_dim == 0 || c.vocab_size == 0) {
+      c.n_kv_heads == 0 || c.head_dim == 0 || c.vocab_size == 0 || a.embed_dim == 0) {
     return bad("hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, "
-               "num_key_value_heads, head_dim and vocab_size must all be > 0");
+               "num_key_value_heads, head_dim, vocab_size and the embedding width must all be > 0");
   }
   if (c.n_heads % c.n_kv_heads != 0) {
     return bad("num_attention_heads (" + std::to_string(c.n_heads) + ") is not a multiple of num_key_value_heads (" +
                std::to_string(c.n_kv_heads) + ")");
   }
-  if (c.head_dim % 2 != 0) return bad("head_dim " + std::to_string(c.head_dim) + " is odd (RoPE rotates pairs)");
-  if (!(c.rms_norm_eps >= 0.0f) || !std::isfinite(c.rms_norm_eps)) return bad("rms_norm_eps is not a finite value >= 0");
-  if (!(c.rope_theta > 0.0f) || !std::isfinite(c.rope_theta)) return bad("rope_theta is not a finite value > 0");
-  if (c.hidden_act != "silu") {
-    return Status(StatusCode::kUnsupported, file + ": hidden_act '" + c.hidden_act + "' is not supported (silu only)");
+  if (a.qkv == format::QkvLayout::kPerHead && c.n_kv_heads != c.n_heads) {
+    return bad("a per-head fused qkv layout needs num_key_value_heads == num_attention_heads");
+  }
+  if (!(a.norm_eps >= 0.0f) || !std::isfinite(a.norm_eps)) return bad("norm epsilon is not a finite value >= 0");
+  if (!std::isfinite(a.attn_scale) || a.attn_scale < 0.0f) return bad("attention scale is not a finite value >= 0");
+  if (a.positions == format::PositionKind::kRope) {
+    if (a.rotary_dim == 0 || a.rotary_dim % 2 != 0 || a.rotary_dim > c.head_dim) {
+      return bad("rotary dims " + std::to_string(a.rotary_dim) + " must be even, > 0 and <= head_dim " +
+                 std::to_string(c.head_dim));
+    }
+    if (!(c.rope_theta > 0.0f) || !std::isfinite(c.rope_theta)) return bad("rope_theta is not a finite value > 0");
+  }
+  if (a.project_in_out == (a.embed_dim == c.hidden_size)) {
+    return bad("the embedding width " + std::to_string(a.embed_dim) + " and the input/output projections disagree");
+  }
+  if (a.residual_from_norm && a.residual != format::ResidualLayout::kSequential) {
+    return Status(StatusCode::kUnsupported, file + ": the residual from the norm is implemented for the sequential layout only");
   }
   return Status::ok_status();
 }
 
 namespace {
 
-struct Binder {
-  const format::ModelFile& file;
-  uint64_t n_bytes = 0;
+// The expected shape of a tensor of `role` (empty: the role is not read by the graph).
+std::vector<uint64_t> expected_shape(format::TensorRole role, const format::ModelConfig& c, const format::ArchSpec& a,
+                                     uint64_t rows_of_positions) {
+  using R = format::TensorRole;
+  const uint64_t h = c.hidden_size, e = a.embed_dim, inter = c.intermediate_size, vocab = c.vocab_size;
+  const uint64_t q = uint64_t{c.n_heads} * c.head_dim, kv = uint64_t{c.n_kv_heads} * c.head_dim;
+  switch (role) {
+    case R::kTokenEmbedding: case R::kLmHead: return {vocab, e};
+    case R::kPositionEmbedding: return {rows_of_positions, h};
+    case R::kProjectIn: return {h, e};
+    case R::kProjectOut: return {e, h};
+    case R::kEmbedNorm: case R::kEmbedNormBias: case R::kFinalNorm: case R::kFinalNormBias: case R::kAttnNorm:
+    case R::kAttnNormBias: case R::kMlpNorm: case R::kMlpNormBias: case R::kOBias: case R::kDownBias:
+      return {h};
+    case R::kQ: return {q, h};
+    case R::kK: case R::kV: return {kv, h};
+    case R::kQBias: return {q};
+    case R::kKBias: case R::kVBias: return {kv};
+    case R::kQkv: return {q + 2 * kv, h};
+    case R::kQkvBias: return {q + 2 * kv};
+    case R::kO: return {h, q};
+    case R::kGate: case R::kUp: return {inter, h};
+    case R::kGateBias: case R::kUpBias: return {inter};
+    case R::kDown: return {h, inter};
+    case R::kNone: case R::kCount: break;
+  }
+  return {};
+}
 
-  // A required tensor of exactly `shape`.
-  Result<kernels::WeightView> need(const std::string& name, std::vector<uint64_t> shape) {
-    const TensorInfo* t = file.header().find_tensor(name);
-    if (t == nullptr) {
-      return Status(StatusCode::kNotFound, file.path() + ": tensor '" + name + "' is missing (needed by " +
-                                               file.header().config.architecture + ")");
-    }
-    if (t->shape != shape) {
-      return corrupt_file(file.path(), name, -1, "shape " + shape_string(t->shape) + ", expected " + shape_string(shape));
-    }
-    QMODEL_ASSIGN_OR_RETURN(kernels::WeightView w, make_weight_view(file, *t));
-    for (const format::BlobRef& b : t->blobs) n_bytes += b.raw_size;
-    return w;
+kernels::WeightView* slot_of(format::TensorRole role, ModelWeights& w, LayerWeights* l) {
+  using R = format::TensorRole;
+  switch (role) {
+    case R::kTokenEmbedding: return &w.embed;
+    case R::kPositionEmbedding: return &w.pos_embed;
+    case R::kEmbedNorm: return &w.embed_norm;
+    case R::kEmbedNormBias: return &w.embed_norm_b;
+    case R::kProjectIn: return &w.project_in;
+    case R::kProjectOut: return &w.project_out;
+    case R::kFinalNorm: return &w.final_norm;
+    case R::kFinalNormBias: return &w.final_norm_b;
+    case R::kLmHead: return &w.lm_head;
+    default: break;
   }
-  // Present only when `wanted` (the config says the module has a bias).
-  Result<kernels::WeightView> maybe(bool wanted, const std::string& name, std::vector<uint64_t> shape) {
-    if (!wanted) return kernels::WeightView{};
-    return need(name, std::move(shape));
+  if (l == nullptr) return nullptr;
+  switch (role) {
+    case R::kAttnNorm: return &l->attn_norm;
+    case R::kAttnNormBias: return &l->attn_norm_b;
+    case R::kMlpNorm: return &l->mlp_norm;
+    case R::kMlpNormBias: return &l->mlp_norm_b;
+    case R::kQ: return &l->wq;
+    case R::kQBias: return &l->bq;
+    case R::kK: return &l->wk;
+    case R::kKBias: return &l->bk;
+    case R::kV: return &l->wv;
+    case R::kVBias: return &l->bv;
+    case R::kQkv: return &l->wqkv;
+    case R::kQkvBias: return &l->bqkv;
+    case R::kO: return &l->wo;
+    case R::kOBias: return &l->bo;
+    case R::kGate: return &l->w_gate;
+    case R::kGateBias: return &l->b_gate;
+    case R::kUp: return &l->w_up;
+    case R::kUpBias: return &l->b_up;
+    case R::kDown: return &l->w_down;
+    case R::kDownBias: return &l->b_down;
+    default: return nullptr;
   }
-};
+}
 
 }  // namespace
 
-Result<ModelWeights> bind_llama_weights(const format::ModelFile& file) {
-  const format::ModelConfig& c = file.header().config;
-  QMODEL_RETURN_IF_ERROR(check_llama_config(c, file.path()));
-  const uint64_t h = c.hidden_size, inter = c.intermediate_size, vocab = c.vocab_size;
-  const uint64_t q_dim = uint64_t{c.n_heads} * c.head_dim, kv_dim = uint64_t{c.n_kv_heads} * c.head_dim;
-  // Qwen2 always has q/k/v biases (no o bias); Llama/Mistral follow attention_bias (all four).
-  const bool qwen2 = c.architecture == "Qwen2ForCausalLM";
-  const bool qkv_bias = qwen2 || c.attention_bias;
-  const bool o_bias = !qwen2 && c.attention_bias;
-
-  Binder b{file};
+Result<ModelWeights> bind_weights(const format::ModelFile& file) {
+  const format::ModelHeader& header = file.header();
+  const format::ModelConfig& c = header.config;
+  const format::ArchSpec& a = header.arch;
+  QMODEL_RETURN_IF_ERROR(check_model_config(c, a, file.path()));
   ModelWeights w;
-  QMODEL_ASSIGN_OR_RETURN(w.embed, b.need("model.embed_tokens.weight", {vocab, h}));
-  w.embed_bytes = b.n_bytes;
-  QMODEL_ASSIGN_OR_RETURN(w.final_norm, b.need("model.norm.weight", {h}));
-  if (file.header().find_tensor("lm_head.weight") != nullptr || !c.tie_word_embeddings) {
-    QMODEL_ASSIGN_OR_RETURN(w.lm_head, b.need("lm_head.weight", {vocab, h}));
-  } else {
+  w.layers.resize(c.n_layers);
+  std::vector<bool> bound(static_cast<size_t>(format::kTensorRoleCount) * (c.n_layers + 1), false);
+  for (const TensorInfo& t : header.tensors) {
+    if (t.role == format::TensorRole::kNone) continue;
+    LayerWeights* layer = t.layer >= 0 ? &w.layers[static_cast<size_t>(t.layer)] : nullptr;  // < n_layers: verified
+    kernels::WeightView* slot = slot_of(t.role, w, layer);
+    if (slot == nullptr) continue;
+    // Learned positions: as many rows as the file has, at least the offset + 1.
+    const uint64_t pos_rows = t.shape.empty() ? 0 : t.shape[0];
+    const std::vector<uint64_t> shape = expected_shape(t.role, c, a, pos_rows);
+    if (t.shape != shape || (t.role == format::TensorRole::kPositionEmbedding && pos_rows <= a.learned_offset)) {
+      return corrupt_file(file.path(), t.name, -1, std::string("role ") + format::tensor_role_name(t.role) + ": shape " +
+                                                       shape_string(t.shape) + ", expected " + shape_string(shape));
+    }
+    QMODEL_ASSIGN_OR_RETURN(*slot, make_weight_view(file, t));
+    for (const format::BlobRef& b : t.blobs) w.n_bytes += b.raw_size;
+    if (t.role == format::TensorRole::kTokenEmbedding) {
+      for (const format::BlobRef& b : t.blobs) w.embed_bytes += b.raw_size;
+    }
+    bound[static_cast<size_t>(t.layer + 1) * format::kTensorRoleCount + static_cast<size_t>(t.role)] = true;
+  }
+  auto missing = [&](format::TensorRole role, int32_t layer) {
+    const std::string where = layer >= 0 ? " of block " + std::to_string(layer) : "";
+    return Status(StatusCode::kNotFound, file.path() + ": no tensor has role " + format::tensor_role_name(role) + where +
+                                             " (needed by the " + a.family + " architecture)");
+  };
+  const bool tied = !is_present(w.lm_head) && c.tie_word_embeddings;
+  for (format::TensorRole r : format::required_model_roles(a, tied)) {
+    if (!bound[static_cast<size_t>(r)]) return missing(r, -1);
+  }
+  const std::vector<format::TensorRole> per_layer = format::required_layer_roles(a);
+  for (uint32_t l = 0; l < c.n_layers; ++l) {
+    for (format::TensorRole r : per_layer) {
+      if (!bound[(l + 1) * static_cast<size_t>(format::kTensorRoleCount) + static_cast<size_t>(r)]) {
+        return missing(r, static_cast<int32_t>(l));
+      }
+    }
+  }
+  // An optional role (a bias, a LayerNorm's affine part) is in every block or in none: a file
+  // that lost one block's bias would otherwise run, wrongly, as if that module had none.
+  for (int r = 1; r < format::kTensorRoleCount; ++r) {
+    const auto role = static_cast<format::TensorRole>(r);
+    if (!format::is_layer_role(role)) continue;
+    uint32_t have = 0;
+    for (uint32_t l = 0; l < c.n_layers; ++l) have += bound[(l + 1) * static_cast<size_t>(format::kTensorRoleCount) + r] ? 1 : 0;
+    if (have == 0 || have == c.n_layers) continue;
+    for (uint32_t l = 0; l < c.n_layers; ++l) {
+      if (!bound[(l + 1) * static_cast<size_t>(format::kTensorRoleCount) + r]) return missing(role, static_cast<int32_t>(l));
+    }
+  }
+  if (tied) {
     w.lm_head = w.embed;  // tied: stored once
     w.tied_lm_head = true;
   }
-  w.layers.resize(c.n_layers);
-  for (uint32_t i = 0; i < c.n_layers; ++i) {
-    LayerWeights& l = w.layers[i];
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    QMODEL_ASSIGN_OR_RETURN(l.attn_norm, b.need(p + "input_layernorm.weight", {h}));
-    QMODEL_ASSIGN_OR_RETURN(l.mlp_norm, b.need(p + "post_attention_layernorm.weight", {h}));
-    QMODEL_ASSIGN_OR_RETURN(l.wq, b.need(p + "self_attn.q_proj.weight", {q_dim, h}));
-    QMODEL_ASSIGN_OR_RETURN(l.wk, b.need(p + "self_attn.k_proj.weight", {kv_dim, h}));
-    QMODEL_ASSIGN_OR_RETURN(l.wv, b.need(p + "self_attn.v_proj.weight", {kv_dim, h}));
-    QMODEL_ASSIGN_OR_RETURN(l.wo, b.need(p + "self_attn.o_proj.weight", {h, q_dim}));
-    QMODEL_ASSIGN_OR_RETURN(l.bq, b.maybe(qkv_bias, p + "self_attn.q_proj.bias", {q_dim}));
-    QMODEL_ASSIGN_OR_RETURN(l.bk, b.maybe(qkv_bias, p + "self_attn.k_proj.bias", {kv_dim}));
-    QMODEL_ASSIGN_OR_RETURN(l.bv, b.maybe(qkv_bias, p + "self_attn.v_proj.bias", {kv_dim}));
-    QMODEL_ASSIGN_OR_RETURN(l.bo, b.maybe(o_bias, p + "self_attn.o_proj.bias", {h}));
-    QMODEL_ASSIGN_OR_RETURN(l.w_gate, b.need(p + "mlp.gate_proj.weight", {inter, h}));
-    QMODEL_ASSIGN_OR_RETURN(l.w_up, b.need(p + "mlp.up_proj.weight", {inter, h}));
-    QMODEL_ASSIGN_OR_RETURN(l.w_down, b.need(p + "mlp.down_proj.weight", {h, inter}));
-    QMODEL_ASSIGN_OR_RETURN(l.b_gate, b.maybe(c.mlp_bias, p + "mlp.gate_proj.bias", {inter}));
-    QMODEL_ASSIGN_OR_RETURN(l.b_up, b.maybe(c.mlp_bias, p + "mlp.up_proj.bias", {inter}));
-    QMODEL_ASSIGN_OR_RETURN(l.b_down, b.maybe(c.mlp_bias, p + "mlp.down_proj.bias", {h}));
-  }
-  w.n_bytes = b.n_bytes;
   return w;
 }
 

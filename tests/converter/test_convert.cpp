@@ -11,6 +11,7 @@
 
 #include "qmodel/converter/checkpoint.h"
 #include "qmodel/converter/convert.h"
+#include "qmodel/converter/safetensors.h"
 #include "qmodel/format/half.h"
 #include "qmodel/format/reader.h"
 #include "qmodel/kernels/ref.h"
@@ -238,41 +239,44 @@ TEST(Convert, DoubleQuantOnlyFor4Bit) {
 namespace qmodel {
 namespace {
 
-// A one-tensor F32 checkpoint folder (stories' config.json) whose weight holds `values`.
-void write_single_tensor_model(const std::string& dir, const std::string& config_path, const std::vector<float>& values) {
+// A copy of the stories260K F32 folder with element `index` of `name` set to `value` (the
+// converter refuses incomplete checkpoints, so a bad value must sit inside a whole model).
+void write_poisoned_model(const std::string& dir, const std::string& source, const std::string& name, uint64_t index,
+                          float value) {
   std::filesystem::create_directory(dir);
-  std::filesystem::copy_file(config_path, dir + "/config.json");
-  const std::string name = "model.layers.0.mlp.up_proj.weight";
-  std::string header = "{\"" + name + "\":{\"dtype\":\"F32\",\"shape\":[2," + std::to_string(values.size() / 2) +
-                       "],\"data_offsets\":[0," + std::to_string(values.size() * 4) + "]}}";
-  header.append((8 - header.size() % 8) % 8, ' ');
-  std::ofstream out(dir + "/model.safetensors", std::ios::binary);
-  const uint64_t len = header.size();
-  out.write(reinterpret_cast<const char*>(&len), 8);
-  out << header;
-  out.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(values.size() * 4));
+  for (const char* f : {"config.json", "model.safetensors"}) std::filesystem::copy_file(source + "/" + f, dir + "/" + f);
+  auto file = converter::SafetensorsFile::open(dir + "/model.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status().to_string();
+  const converter::TensorEntry* entry = nullptr;
+  for (const auto& t : (*file)->tensors()) entry = t.name == name ? &t : entry;
+  ASSERT_NE(entry, nullptr) << name;
+  ASSERT_EQ(entry->dtype, SourceDType::kF32);
+  const uint64_t offset = entry->file_offset + index * 4;
+  file->reset();
+  std::fstream out(dir + "/model.safetensors", std::ios::binary | std::ios::in | std::ios::out);
+  out.seekp(static_cast<std::streamoff>(offset));
+  out.write(reinterpret_cast<const char*>(&value), 4);
 }
 
 TEST(Convert, RejectsWeightsItCannotQuantize) {
   QMODEL_REQUIRE_ASSETS(assets);
   TempDir tmp;
-  std::vector<float> values(128, 0.25f);
-  values[77] = std::nanf("");
-  write_single_tensor_model(tmp.file("nan"), assets + "/stories260K/f32/config.json", values);
+  const std::string name = "model.layers.0.mlp.up_proj.weight";
+  write_poisoned_model(tmp.file("nan"), assets + "/stories260K/f32", name, 77, std::nanf(""));
   ConvertOptions o;
   o.input = tmp.file("nan");
   o.output = tmp.file("nan.qmodel");
   auto s = converter::convert(o);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("model.layers.0.mlp.up_proj.weight"), std::string::npos) << s.status().to_string();
+  EXPECT_NE(s.status().message().find(name), std::string::npos) << s.status().to_string();
   EXPECT_NE(s.status().message().find("element 77"), std::string::npos) << s.status().to_string();
   EXPECT_FALSE(std::filesystem::exists(o.output));
 
   o.quant = StorageType::kBF16;  // float storage keeps the value as it is
   EXPECT_TRUE(converter::convert(o).ok());
 
-  values[77] = 1.0e5f;  // finite, but beyond fp16, which LLM.int8 casts to first
-  write_single_tensor_model(tmp.file("big"), assets + "/stories260K/f32/config.json", values);
+  // finite, but beyond fp16, which LLM.int8 casts to first
+  write_poisoned_model(tmp.file("big"), assets + "/stories260K/f32", name, 77, 1.0e5f);
   o.input = tmp.file("big");
   o.output = tmp.file("big.qmodel");
   o.quant = StorageType::kINT8;

@@ -56,8 +56,8 @@ std::vector<Row> rows() {
        "truncated", nullptr},
       {"bad_magic", [] { return image_with([](Image& i) { i[1] = 'X'; }); }, StatusCode::kCorruptFile, "bad magic",
        nullptr},
-      {"unknown_version", [] { return image_with([](Image& i) { put_u32(i, kPreambleVersionOffset, 2); }); },
-       StatusCode::kUnsupported, "format version 2 not supported (supported: 1)", nullptr},
+      {"unknown_version", [] { return image_with([](Image& i) { put_u32(i, kPreambleVersionOffset, 3); }); },
+       StatusCode::kUnsupported, "format version 3 not supported (supported: 1, 2)", nullptr},
       {"preamble_bytes", [] { return image_with([](Image& i) { put_u32(i, kPreambleBytesOffset, 48); }); },
        StatusCode::kCorruptFile, "preamble_bytes is 48", nullptr},
       {"header_over_cap",
@@ -92,7 +92,7 @@ std::vector<Row> rows() {
        "FlatBuffer verification failed", nullptr},
       // ---- semantic rules: model ----
       {"version_field_mismatch", [] { return model_with([](TestModel& m) { m.header.format_version = 7; }); },
-       StatusCode::kCorruptFile, "format_version 7 differs from the preamble's 1", nullptr},
+       StatusCode::kCorruptFile, "format_version 7 differs from the preamble's 2", nullptr},
       {"alignment_not_pow2", [] { return model_with([](TestModel& m) { m.header.alignment = 96; }); },
        StatusCode::kCorruptFile, "alignment 96 is not a power of two", nullptr},
       {"alignment_too_small", [] { return model_with([](TestModel& m) { m.header.alignment = 32; }); },
@@ -118,6 +118,37 @@ std::vector<Row> rows() {
       {"blob_role_enum",
        [] { return model_with([](TestModel& m) { m.header.tensors[kNf4].blobs[1].role = static_cast<BlobRole>(5); }); },
        StatusCode::kCorruptFile, "role enum value 5 out of range", kNf4Name},
+      {"tensor_role_enum",
+       [] { return model_with([](TestModel& m) { m.header.tensors[kNf4].role = static_cast<TensorRole>(200); }); },
+       StatusCode::kCorruptFile, "role enum value 200 out of range", kNf4Name},
+      {"layer_beyond_config",
+       [] {
+         return model_with([](TestModel& m) {
+           m.header.config.n_layers = 2;
+           m.header.tensors[kNf4].role = TensorRole::kQ;
+           m.header.tensors[kNf4].layer = 2;
+         });
+       },
+       StatusCode::kCorruptFile, "role q has layer 2, outside 0..2", kNf4Name},
+      {"model_role_with_layer",
+       [] {
+         return model_with([](TestModel& m) {
+           m.header.tensors[kNf4].role = TensorRole::kLmHead;
+           m.header.tensors[kNf4].layer = 0;
+         });
+       },
+       StatusCode::kCorruptFile, "role lm_head is not per block but has layer 0", kNf4Name},
+      {"duplicate_role",
+       [] {
+         return model_with([](TestModel& m) {
+           m.header.tensors[0].role = TensorRole::kLmHead;
+           m.header.tensors[kNf4].role = TensorRole::kLmHead;
+         });
+       },
+       StatusCode::kCorruptFile, "a second tensor with role lm_head", kNf4Name},
+      {"architecture_enum",
+       [] { return model_with([](TestModel& m) { m.header.arch.qkv = static_cast<QkvLayout>(4); }); },
+       StatusCode::kCorruptFile, "architecture enum value out of range", nullptr},
       {"compression_enum",
        [] {
          return model_with([](TestModel& m) { m.header.tensors[kNf4].blobs[0].compression = static_cast<Compression>(2); });

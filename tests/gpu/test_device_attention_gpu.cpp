@@ -3,21 +3,25 @@
 // fp16 and fp32. Decode runs at chunk edges (positions 0, 1, 255, 256, 257, 1000), replays one
 // launch (identical arguments) for every position as a captured graph does, and leaves NaN in every
 // cache row outside the visible keys, so a kernel that reads past *position or before the window
-// fails. Prefill runs m = 1, 3, 17, 64 from start 0 and start > 0. Outputs are poisoned with NaN
-// before each launch. Skips (GTEST_SKIP) without a GPU; argument validation runs everywhere
-// because rejected calls never touch the device. Shapes are small: under the CPU emulation every
-// CUDA thread is a fiber.
+// fails. Prefill runs m = 1, 3, 17, 64 from start 0 and start > 0. ALiBi (BLOOM's and Falcon-RW's
+// scaled form, slopes of format::alibi_slopes for 6 and 12 heads: not powers of two) and a custom
+// scale run in both kernels with MQA and GQA. Outputs are poisoned with NaN before each launch.
+// Skips (GTEST_SKIP) without a GPU; argument validation runs everywhere because rejected calls
+// never touch the device. Shapes are small: under the CPU emulation every CUDA thread is a fiber.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <memory>
 #include <ostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "cuda/attention.h"
+#include "qmodel/format/architecture.h"
 #include "qmodel/format/half.h"
 #include "src/attention.h"
 
@@ -114,6 +118,13 @@ std::vector<float> download_as_float(ActType act, const DeviceBuffer& d, size_t 
 //    (the "~1e-5 relative" of fp32), doubled for 16-bit outputs, which round once more:
 //  - out_rtol = half an ulp of the output dtype (bf16 2^-8, fp16 2^-11; fp32 1e-5);
 //  - atol = half the fp16 subnormal step 2^-25 (an output below 2^-14 rounds absolutely).
+//  - ALiBi: the CPU adds alibi_bias(slope, j) to each score in fp32 (slope * j, or Falcon-RW's
+//    bf16(bf16(slope) * j) / sqrt(d)), rounded at the magnitude S = |alibi_bias(slope, p)|, while
+//    the kernels add alibi_bias(j) - alibi_bias(p): the same softmax in real arithmetic, with a
+//    small bias near the query. The scores then differ by <= ~3 ulp(S) ~ 3 * 2^-23 * S, so each
+//    p_j by that relatively, and the output by twice that times sum p |v|: + 8 * 2^-24 * S *
+//    sum p |v| per (token, head) (2.4e-4 of the scale sum at p = 1000, slope 0.5). Without this term the ALiBi cases fail (differences ~2e-5 at S ~ 420);
+//    with it the worst case uses ~1/5 of the bound.
 struct Bound {
   double out_rtol, acc_rtol, atol;
 };
@@ -128,29 +139,44 @@ Bound bound_for(ActType act) {
 
 // Reference outputs of m tokens at positions start.. : attention_head per (token, head), once with
 // V and once with |V| for the per-element scale sum p |v|.
+// `extra`: the ALiBi term of the bound (absolute, per element; 0 without ALiBi).
 struct Reference {
-  std::vector<float> out, scale;
+  std::vector<float> out, scale, extra;
 };
+// `slopes`: host copy of the ALiBi slopes when s.alibi_slopes is set (s's pointer is device memory).
 Reference reference(const DeviceAttentionShape& s, const std::vector<float>& q, int64_t m, int64_t start,
-                    const std::vector<float>& k, const std::vector<float>& v) {
+                    const std::vector<float>& k, const std::vector<float>& v, const std::vector<float>& slopes = {}) {
   AttentionShape shape;
   shape.n_heads = static_cast<size_t>(s.n_heads);
   shape.n_kv_heads = static_cast<size_t>(s.n_kv_heads);
   shape.head_dim = static_cast<size_t>(s.head_dim);
   shape.sliding_window = static_cast<size_t>(s.sliding_window);
+  shape.scale = s.scale;
+  if (s.alibi_slopes != nullptr) {
+    EXPECT_EQ(slopes.size(), static_cast<size_t>(s.n_heads));
+    shape.alibi_slopes = slopes.data();
+    shape.alibi_scaled = s.alibi_scaled != 0;
+  }
   std::vector<float> abs_v(v.size());
   for (size_t i = 0; i < v.size(); ++i) abs_v[i] = std::fabs(v[i]);
-  const size_t d = shape.head_dim, q_stride = shape.n_heads * d, group = shape.n_heads / shape.n_kv_heads;
+  const size_t d = shape.head_dim, q_stride = shape.n_heads * d;
   Reference r;
   r.out.resize(static_cast<size_t>(m) * q_stride);
   r.scale.resize(r.out.size());
+  r.extra.assign(r.out.size(), 0.0f);
   std::vector<float> scores(static_cast<size_t>(start + m));
   for (size_t t = 0; t < static_cast<size_t>(m); ++t) {
     for (size_t h = 0; h < shape.n_heads; ++h) {
       const size_t off = t * q_stride + h * d, pos = static_cast<size_t>(start) + t;
-      attention_head(shape, q.data() + off, pos, k.data(), v.data(), h / group, scores.data(), r.out.data() + off);
-      attention_head(shape, q.data() + off, pos, k.data(), abs_v.data(), h / group, scores.data(),
+      attention_head(shape, q.data() + off, pos, k.data(), v.data(), h, scores.data(), r.out.data() + off);
+      attention_head(shape, q.data() + off, pos, k.data(), abs_v.data(), h, scores.data(),
                      r.scale.data() + off);
+      if (shape.alibi_slopes != nullptr) {
+        const double magnitude = std::fabs(alibi_bias(shape, slopes[h], pos));
+        for (size_t i = 0; i < d; ++i) {
+          r.extra[off + i] = static_cast<float>(8.0 * std::ldexp(magnitude, -24) * r.scale[off + i]);
+        }
+      }
     }
   }
   return r;
@@ -162,7 +188,7 @@ void compare(ActType act, const Reference& ref, const std::vector<float>& got, c
   double worst = 0.0;  // largest |diff| / tol
   for (size_t i = 0; i < got.size(); ++i) {
     const double r = ref.out[i], g = got[i];
-    const double tol = b.out_rtol * std::fabs(r) + b.acc_rtol * ref.scale[i] + b.atol;
+    const double tol = b.out_rtol * std::fabs(r) + b.acc_rtol * ref.scale[i] + b.atol + ref.extra[i];
     const double diff = std::fabs(g - r);
     if (!(diff <= tol)) {  // NaN (unwritten, or read from a poisoned row) fails too
       if (++n_bad <= 5) ADD_FAILURE() << what << ": out[" << i << "] gpu " << g << " ref " << r << " tol " << tol;
@@ -174,9 +200,15 @@ void compare(ActType act, const Reference& ref, const std::vector<float>& got, c
   EXPECT_LT(worst, 1.0) << what;
 }
 
+// ALiBi in the test cases: the shape carries a placeholder pointer (kAlibiMarker) that the test
+// replaces with device slopes from format::alibi_slopes (alibi_scaled picks the form).
+const float* const kAlibiMarker = reinterpret_cast<const float*>(uintptr_t{16});
+
 std::string shape_name(const DeviceAttentionShape& s) {
+  std::string scale = s.scale != 0.0f ? "_scale" + std::to_string(static_cast<int>(std::lround(s.scale * 1000))) : "";
   return "h" + std::to_string(s.n_heads) + "kv" + std::to_string(s.n_kv_heads) + "d" + std::to_string(s.head_dim) +
-         (s.sliding_window > 0 ? "w" + std::to_string(s.sliding_window) : "");
+         (s.sliding_window > 0 ? "w" + std::to_string(s.sliding_window) : "") +
+         (s.alibi_slopes != nullptr ? (s.alibi_scaled != 0 ? "_alibi_scaled" : "_alibi") : "") + scale;
 }
 
 DeviceAttentionShape make_shape(int32_t heads, int32_t kv, int32_t d, int32_t max_context, int32_t window = 0) {
@@ -187,6 +219,30 @@ DeviceAttentionShape make_shape(int32_t heads, int32_t kv, int32_t d, int32_t ma
   s.max_context = max_context;
   s.sliding_window = window;
   return s;
+}
+
+// 0: no ALiBi, 1: BLOOM's, 2: Falcon-RW's scaled form; scale 0 = 1 / sqrt(head_dim).
+DeviceAttentionShape with_bias(DeviceAttentionShape s, int alibi, float scale = 0.0f) {
+  s.alibi_slopes = alibi != 0 ? kAlibiMarker : nullptr;
+  s.alibi_scaled = alibi == 2 ? 1 : 0;
+  s.scale = scale;
+  return s;
+}
+
+// The slopes of a case (host) and their device copy, patched into the shape.
+struct Slopes {
+  std::vector<float> host;
+  std::unique_ptr<DeviceBuffer> device;
+};
+Slopes attach_slopes(DeviceAttentionShape& s) {
+  Slopes r;
+  if (s.alibi_slopes == nullptr) return r;
+  r.host.resize(static_cast<size_t>(s.n_heads));
+  format::alibi_slopes(static_cast<uint32_t>(s.n_heads), r.host.data());
+  r.device = std::make_unique<DeviceBuffer>(r.host.size() * sizeof(float));
+  r.device->upload(r.host.data(), r.host.size() * sizeof(float));
+  s.alibi_slopes = static_cast<const float*>(r.device->get());
+  return r;
 }
 
 // Uploads the cache with every row outside the visible keys [first, last] poisoned (NaN).
@@ -219,7 +275,8 @@ class DecodeVsRef : public ::testing::TestWithParam<DecodeCase> {};
 TEST_P(DecodeVsRef, MatchesAttentionHead) {
   SKIP_WITHOUT_GPU();
   const DecodeCase& c = GetParam();
-  const DeviceAttentionShape& s = c.shape;
+  DeviceAttentionShape s = c.shape;
+  const Slopes slopes = attach_slopes(s);
   const size_t q_n = static_cast<size_t>(s.n_heads) * s.head_dim;
   const size_t cache_n = static_cast<size_t>(s.max_context) * s.n_kv_heads * s.head_dim;
   const int64_t ws_floats = attention_decode_workspace_floats(s);
@@ -243,7 +300,7 @@ TEST_P(DecodeVsRef, MatchesAttentionHead) {
       ASSERT_OK(attention_decode(act, s, d_q.get(), d_k.get(), d_v.get(), static_cast<const int32_t*>(d_pos.get()),
                                  static_cast<float*>(d_ws.get()), ws_floats, d_out.get(), nullptr));
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
-      compare(act, reference(s, q.f, 1, pos, k.f, v.f), download_as_float(act, d_out, q_n), what);
+      compare(act, reference(s, q.f, 1, pos, k.f, v.f, slopes.host), download_as_float(act, d_out, q_n), what);
     }
   }
 }
@@ -262,7 +319,14 @@ INSTANTIATE_TEST_SUITE_P(
         DecodeCase{make_shape(16, 1, 64, 600), {1, 513}},                      // group 16: two passes of 8
         DecodeCase{make_shape(8, 4, 256, 520), {3, 300}},
         DecodeCase{make_shape(4, 2, 20, 300), {0, 257}},                       // not a multiple of 8: scalar
-        DecodeCase{make_shape(2, 1, 250, 270), {258}}),                        // scalar, 4 vectors per lane
+        DecodeCase{make_shape(2, 1, 250, 270), {258}},                         // scalar, 4 vectors per lane
+        // ALiBi (6 and 12 heads: not powers of two), MQA and GQA, both forms; custom scales
+        DecodeCase{with_bias(make_shape(6, 1, 8, 1001), 1), {0, 1, 255, 256, 257, 1000}},
+        DecodeCase{with_bias(make_shape(12, 4, 64, 600), 1), {0, 300, 599}},
+        DecodeCase{with_bias(make_shape(12, 12, 64, 600), 2), {1, 257, 599}},
+        DecodeCase{with_bias(make_shape(6, 2, 20, 300, 100), 2, 0.15f), {0, 150, 299}},  // scalar, window
+        DecodeCase{with_bias(make_shape(16, 1, 64, 600), 1), {513}},                   // group 16: two passes
+        DecodeCase{with_bias(make_shape(8, 2, 64, 300), 0, 0.2f), {0, 299}}),          // scale only
     decode_name);
 
 // The decode launch captured once in a CUDA graph, replayed for two positions.
@@ -317,7 +381,8 @@ class PrefillVsRef : public ::testing::TestWithParam<PrefillCase> {};
 TEST_P(PrefillVsRef, MatchesAttentionHead) {
   SKIP_WITHOUT_GPU();
   const PrefillCase& c = GetParam();
-  const DeviceAttentionShape& s = c.shape;
+  DeviceAttentionShape s = c.shape;
+  const Slopes slopes = attach_slopes(s);
   const size_t q_row = static_cast<size_t>(s.n_heads) * s.head_dim;
   const size_t cache_n = static_cast<size_t>(s.max_context) * s.n_kv_heads * s.head_dim;
   for (ActType act : kActs) {
@@ -336,8 +401,8 @@ TEST_P(PrefillVsRef, MatchesAttentionHead) {
       d_out.poison();
       ASSERT_OK(attention_prefill(act, s, d_q.get(), m, start, d_k.get(), d_v.get(), d_out.get(), nullptr));
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
-      compare(act, reference(s, q.f, m, start, k.f, v.f), download_as_float(act, d_out, static_cast<size_t>(m) * q_row),
-              what);
+      compare(act, reference(s, q.f, m, start, k.f, v.f, slopes.host),
+              download_as_float(act, d_out, static_cast<size_t>(m) * q_row), what);
     }
   }
 }
@@ -354,7 +419,14 @@ INSTANTIATE_TEST_SUITE_P(
         PrefillCase{make_shape(6, 1, 8, 1100), {{1, 0}, {3, 0}, {17, 0}, {64, 0}, {64, 1000}}},
         PrefillCase{make_shape(8, 8, 64, 300, 50), {{64, 0}, {17, 100}, {64, 200}}},  // sliding window
         PrefillCase{make_shape(4, 2, 256, 80), {{3, 0}, {17, 40}}},
-        PrefillCase{make_shape(4, 2, 20, 80), {{17, 30}}}),  // not a multiple of 8: scalar loads
+        PrefillCase{make_shape(4, 2, 20, 80), {{17, 30}}},  // not a multiple of 8: scalar loads
+        // ALiBi (6 and 12 heads), MQA and GQA, both forms; custom scales; every head-dim config
+        PrefillCase{with_bias(make_shape(6, 1, 8, 1100), 1), {{1, 0}, {17, 0}, {64, 0}, {64, 1000}}},
+        PrefillCase{with_bias(make_shape(12, 4, 64, 300), 1), {{3, 0}, {64, 0}, {17, 240}}},
+        PrefillCase{with_bias(make_shape(12, 12, 128, 300), 2), {{17, 0}, {33, 200}}},
+        PrefillCase{with_bias(make_shape(6, 2, 20, 300, 50), 2, 0.15f), {{64, 0}, {17, 200}}},  // scalar, window
+        PrefillCase{with_bias(make_shape(6, 3, 256, 80), 1), {{3, 0}, {17, 40}}},
+        PrefillCase{with_bias(make_shape(8, 2, 64, 300), 0, 0.2f), {{17, 0}, {64, 200}}}),       // scale only
     prefill_name);
 
 // ---- misaligned pointers take the scalar path -----------------------------------------------------
@@ -418,6 +490,12 @@ TEST(AttentionValidation, RejectsBadArguments) {
   EXPECT_EQ(decode(make_shape(8, 2, 64, 0), 1 << 20), StatusCode::kInvalidArgument);
   EXPECT_EQ(decode(make_shape(8, 2, 64, 512, -1), 1 << 20), StatusCode::kInvalidArgument);
   EXPECT_EQ(decode(good, ws_floats - 1), StatusCode::kInvalidArgument);
+  DeviceAttentionShape bad_scale = good;
+  bad_scale.scale = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(decode(bad_scale, ws_floats), StatusCode::kInvalidArgument);
+  bad_scale.scale = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(decode(bad_scale, ws_floats), StatusCode::kInvalidArgument);
+  EXPECT_EQ(prefill(bad_scale, 4, 0), StatusCode::kInvalidArgument);
   EXPECT_EQ(attention_decode(act, good, p, p, p, nullptr, ws, ws_floats, out, nullptr).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(attention_decode(static_cast<ActType>(7), good, p, p, p, pos, ws, ws_floats, out, nullptr).code(),

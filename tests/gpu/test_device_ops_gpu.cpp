@@ -7,7 +7,9 @@
 //    in mean(x^2), half of it in the scale, plus four roundings) or one ulp of bf16 / fp16 (the two
 //    fp32 values can round to neighbours).
 //  - rope_store_kv: the same fp32 operations as rope_cos_sin + apply_rope: one ulp of the dtype
-//    (bit-exact in practice); the cache rows are bit copies of the rotated k and of v.
+//    (bit-exact in practice); the cache rows are bit copies of the rotated k and of v. Partial
+//    rotary (rotary_dim < head_dim): the dims past rotary_dim are bit-exact pass-throughs; without
+//    inv_freq nothing rotates (q and k bit-exact, k and v stored).
 //  - silu_mul: expf (<= 2 ulp) vs the CPU's exp: 1e-6 relative for fp32, one ulp of bf16 / fp16.
 //  - convert_to_f32: exact.
 //  - sampling: greedy equals runtime::argmax exactly (ties, NaN, inf); the support of the device
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "cuda/ops.h"
+#include "gpu_test_util.h"
 #include "qmodel/format/half.h"
 #include "qmodel/runtime/sampler.h"
 #include "src/ops.h"
@@ -39,110 +42,6 @@ namespace qmodel::runtime {
 namespace {
 
 using kernels::ActType;
-
-bool has_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU() \
-  if (!has_gpu()) GTEST_SKIP() << "no CUDA device"
-
-#define ASSERT_OK(expr)                                      \
-  do {                                                       \
-    const ::qmodel::Status st_ = (expr);                     \
-    ASSERT_TRUE(st_.ok()) << #expr << ": " << st_.message(); \
-  } while (0)
-
-// ---- device memory ------------------------------------------------------------------------------
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t n_bytes) : n_bytes_(n_bytes) {
-    if (cudaMalloc(&ptr_, std::max<size_t>(n_bytes, 1)) != cudaSuccess) ptr_ = nullptr;
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), n_bytes_(o.n_bytes_) { o.ptr_ = nullptr; }
-  ~DeviceBuffer() {
-    if (ptr_ != nullptr) cudaFree(ptr_);
-  }
-  template <typename T>
-  static DeviceBuffer upload(const std::vector<T>& v) {
-    DeviceBuffer b(v.size() * sizeof(T));
-    b.write(v);
-    return b;
-  }
-  template <typename T>
-  void write(const std::vector<T>& v) {
-    EXPECT_EQ(cudaMemcpy(ptr_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  void poison() { EXPECT_EQ(cudaMemset(ptr_, 0xff, n_bytes_), cudaSuccess); }  // NaN in every float type
-  template <typename T>
-  std::vector<T> download(size_t n) const {
-    std::vector<T> v(n);
-    EXPECT_EQ(cudaMemcpy(v.data(), ptr_, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return v;
-  }
-  void* get() const { return ptr_; }
-  template <typename T>
-  T* as() const { return static_cast<T*>(ptr_); }
-
- private:
-  void* ptr_ = nullptr;
-  size_t n_bytes_ = 0;
-};
-
-// ---- activations on the host ------------------------------------------------------------------
-constexpr ActType kActs[] = {ActType::kBF16, ActType::kF16, ActType::kF32};
-
-const char* act_name(ActType a) { return a == ActType::kBF16 ? "bf16" : (a == ActType::kF16 ? "fp16" : "fp32"); }
-size_t act_size(ActType a) { return a == ActType::kF32 ? 4 : 2; }
-
-// Bytes of v in `act` (round to nearest even).
-std::vector<uint8_t> encode(ActType act, const std::vector<float>& v) {
-  std::vector<uint8_t> out(v.size() * act_size(act));
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (act == ActType::kF32) {
-      std::memcpy(out.data() + 4 * i, &v[i], 4);
-    } else {
-      const uint16_t h = act == ActType::kBF16 ? float_to_bf16(v[i]) : float_to_f16(v[i]);
-      std::memcpy(out.data() + 2 * i, &h, 2);
-    }
-  }
-  return out;
-}
-
-std::vector<float> decode(ActType act, const std::vector<uint8_t>& b) {
-  std::vector<float> out(b.size() / act_size(act));
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (act == ActType::kF32) {
-      std::memcpy(&out[i], b.data() + 4 * i, 4);
-    } else {
-      uint16_t h;
-      std::memcpy(&h, b.data() + 2 * i, 2);
-      out[i] = act == ActType::kBF16 ? bf16_to_float(h) : f16_to_float(h);
-    }
-  }
-  return out;
-}
-
-std::vector<float> round_to(ActType act, const std::vector<float>& v) { return decode(act, encode(act, v)); }
-
-// One unit in the last place of `act` at magnitude |v| (subnormal steps included).
-double ulp(ActType act, double v) {
-  const int mant = act == ActType::kBF16 ? 7 : (act == ActType::kF16 ? 10 : 23);
-  const int min_exp = act == ActType::kF16 ? -14 : -126;
-  const int e = v == 0.0 ? min_exp : std::max(std::ilogb(v), min_exp);
-  return std::ldexp(1.0, e - mant);
-}
-
-std::vector<float> normal(size_t n, uint32_t seed, float stddev, float mean = 0.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(mean, stddev);
-  std::vector<float> v(n);
-  for (float& f : v) f = dist(rng);
-  return v;
-}
 
 // |got - ref| <= rel * |ref| + ulps * ulp(act, ref) for each element; NaN fails.
 void expect_close(ActType act, const std::vector<float>& got, const std::vector<float>& ref, double rel,
@@ -208,6 +107,7 @@ struct RopeCase {
   int32_t n_heads, n_kv_heads, head_dim;
   int64_t m;
   int32_t start, max_context;
+  int32_t rotary_dim = 0;  // 0 = head_dim; -1 = no rotation (inv_freq == nullptr)
 };
 
 std::vector<float> default_inv_freq(int32_t head_dim, float theta) {
@@ -221,37 +121,48 @@ std::vector<float> default_inv_freq(int32_t head_dim, float theta) {
 TEST(RopeStoreKv, MatchesApplyRopeAndFillsTheCache) {
   SKIP_WITHOUT_GPU();
   const RopeCase cases[] = {
-      {4, 2, 128, 1, 0, 4},       // first decode step
-      {8, 2, 64, 3, 5, 16},       // GQA, a short prefill chunk
-      {2, 2, 8, 17, 30, 40},      // tiny heads; positions 40..46 are past the cache: not written
-      {4, 1, 128, 3, 4000, 4096}, // large angles
+      {4, 2, 128, 1, 0, 4},          // first decode step
+      {8, 2, 64, 3, 5, 16},          // GQA, a short prefill chunk
+      {2, 2, 8, 17, 30, 40},         // tiny heads; positions 40..46 are past the cache: not written
+      {4, 1, 128, 3, 4000, 4096},    // large angles
+      {4, 4, 64, 3, 5, 16, 16},      // partial rotary (GPT-NeoX rotary_pct 0.25)
+      {8, 2, 80, 7, 100, 120, 18},   // partial, 9 pairs, head_dim not a power of two
+      {2, 1, 8, 17, 30, 40, 2},      // one pair per head; rows past the cache not written
+      {3, 3, 10, 1, 0, 4, 10},       // rotary_dim == head_dim given explicitly
+      {4, 2, 64, 3, 5, 16, -1},      // no rotation (ALiBi / learned positions): store only
+      {2, 2, 6, 7, 9, 12, -1},       // no rotation, some rows past the cache
   };
   uint32_t seed = 200;
   for (ActType act : kActs) {
     for (const RopeCase& c : cases) {
       const std::string what = std::string(act_name(act)) + " hd=" + std::to_string(c.head_dim) + " m=" +
-                               std::to_string(c.m) + " start=" + std::to_string(c.start);
+                               std::to_string(c.m) + " start=" + std::to_string(c.start) +
+                               (c.rotary_dim > 0 ? " rd=" + std::to_string(c.rotary_dim) :
+                                                   (c.rotary_dim < 0 ? " no rotation" : ""));
       cuda::DeviceAttentionShape shape;
       shape.n_heads = c.n_heads;
       shape.n_kv_heads = c.n_kv_heads;
       shape.head_dim = c.head_dim;
       shape.max_context = c.max_context;
-      const size_t half = static_cast<size_t>(c.head_dim / 2), m = static_cast<size_t>(c.m);
+      shape.rotary_dim = c.rotary_dim > 0 ? c.rotary_dim : 0;
+      const bool rotate = c.rotary_dim >= 0;
+      const int32_t rotary = c.rotary_dim > 0 ? c.rotary_dim : c.head_dim;
+      const size_t half = static_cast<size_t>(rotary / 2), m = static_cast<size_t>(c.m);
       const size_t q_row = static_cast<size_t>(c.n_heads * c.head_dim), kv_row = static_cast<size_t>(c.n_kv_heads * c.head_dim);
       const size_t ab = act_size(act);
       const std::vector<uint8_t> q = encode(act, normal(m * q_row, ++seed, 1.0f));
       const std::vector<uint8_t> k = encode(act, normal(m * kv_row, ++seed, 1.0f));
       const std::vector<uint8_t> v = encode(act, normal(m * kv_row, ++seed, 1.0f));
-      const std::vector<float> inv_freq = default_inv_freq(c.head_dim, 500000.0f);
+      const std::vector<float> inv_freq = default_inv_freq(rotary, 500000.0f);
 
       std::vector<float> q_ref = decode(act, q), k_ref = decode(act, k);
       std::vector<float> cs(half), sn(half);
-      for (size_t t = 0; t < m; ++t) {
+      for (size_t t = 0; t < m && rotate; ++t) {
         rope_cos_sin(inv_freq.data(), half, c.start + static_cast<int64_t>(t), cs.data(), sn.data());
         apply_rope(q_ref.data() + t * q_row, static_cast<size_t>(c.n_heads), static_cast<size_t>(c.head_dim),
-                   cs.data(), sn.data());
+                   static_cast<size_t>(rotary), cs.data(), sn.data());
         apply_rope(k_ref.data() + t * kv_row, static_cast<size_t>(c.n_kv_heads), static_cast<size_t>(c.head_dim),
-                   cs.data(), sn.data());
+                   static_cast<size_t>(rotary), cs.data(), sn.data());
       }
 
       DeviceBuffer d_q = DeviceBuffer::upload(q), d_k = DeviceBuffer::upload(k), d_v = DeviceBuffer::upload(v),
@@ -260,11 +171,24 @@ TEST(RopeStoreKv, MatchesApplyRopeAndFillsTheCache) {
       DeviceBuffer d_kc(cache_bytes), d_vc(cache_bytes);
       d_kc.poison();
       d_vc.poison();
-      ASSERT_OK(cuda::rope_store_kv(act, d_q.get(), d_k.get(), d_v.get(), c.m, shape, d_inv.as<float>(),
-                                    d_pos.as<int32_t>(), d_kc.get(), d_vc.get(), nullptr));
+      ASSERT_OK(cuda::rope_store_kv(act, d_q.get(), d_k.get(), d_v.get(), c.m, shape,
+                                    rotate ? d_inv.as<float>() : nullptr, d_pos.as<int32_t>(), d_kc.get(),
+                                    d_vc.get(), nullptr));
       const std::vector<uint8_t> k_bytes = d_k.download<uint8_t>(m * kv_row * ab);
-      expect_close(act, decode(act, d_q.download<uint8_t>(m * q_row * ab)), round_to(act, q_ref), 0.0, 1.0,
-                   what + " q");
+      const std::vector<uint8_t> q_bytes = d_q.download<uint8_t>(m * q_row * ab);
+      // Dims that do not rotate come back bit for bit (partial rotary's tail; everything without inv_freq).
+      const size_t hd = static_cast<size_t>(c.head_dim), rotated = rotate ? static_cast<size_t>(rotary) : 0;
+      for (size_t e = 0; e < m * q_row; ++e) {
+        if (e % hd >= rotated) {
+          ASSERT_EQ(0, std::memcmp(q_bytes.data() + e * ab, q.data() + e * ab, ab)) << what << ": q[" << e << "]";
+        }
+      }
+      for (size_t e = 0; e < m * kv_row; ++e) {
+        if (e % hd >= rotated) {
+          ASSERT_EQ(0, std::memcmp(k_bytes.data() + e * ab, k.data() + e * ab, ab)) << what << ": k[" << e << "]";
+        }
+      }
+      expect_close(act, decode(act, q_bytes), round_to(act, q_ref), 0.0, 1.0, what + " q");
       expect_close(act, decode(act, k_bytes), round_to(act, k_ref), 0.0, 1.0, what + " k");
 
       const std::vector<uint8_t> kc = d_kc.download<uint8_t>(cache_bytes), vc = d_vc.download<uint8_t>(cache_bytes);
@@ -669,6 +593,14 @@ TEST(DeviceOps, LaunchersValidateArguments) {
   EXPECT_EQ(code(cuda::rope_store_kv(ActType::kF16, p, p, p, 1, bad, f, pos, p, p, nullptr)), kUnsupported);
   bad.head_dim = 1024;
   EXPECT_EQ(code(cuda::rope_store_kv(ActType::kF16, p, p, p, 1, bad, f, pos, p, p, nullptr)), kUnsupported);
+  bad = s;
+  bad.rotary_dim = 15;  // odd
+  EXPECT_EQ(code(cuda::rope_store_kv(ActType::kF16, p, p, p, 1, bad, f, pos, p, p, nullptr)), kInvalid);
+  bad.rotary_dim = 66;  // > head_dim
+  EXPECT_EQ(code(cuda::rope_store_kv(ActType::kF16, p, p, p, 1, bad, f, pos, p, p, nullptr)), kInvalid);
+  bad.rotary_dim = -2;
+  EXPECT_EQ(code(cuda::rope_store_kv(ActType::kF16, p, p, p, 1, bad, f, pos, p, p, nullptr)), kInvalid);
+  EXPECT_EQ(code(cuda::rope_store_kv(ActType::kF16, p, p, p, 1, s, nullptr, nullptr, p, p, nullptr)), kInvalid);
 
   EXPECT_EQ(code(cuda::silu_mul(ActType::kF32, nullptr, p, 4, p, nullptr)), kInvalid);
   EXPECT_EQ(code(cuda::silu_mul(ActType::kF32, p, p, 0, p, nullptr)), kInvalid);

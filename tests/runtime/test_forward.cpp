@@ -12,6 +12,7 @@
 #include "../../runtime/src/ops.h"
 #include "../../runtime/src/rope.h"
 #include "../../runtime/src/thread_pool.h"
+#include "qmodel/format/tensor_roles.h"
 #include "qmodel/kernels/ref.h"
 
 namespace qmodel::runtime {
@@ -26,7 +27,7 @@ TEST(Rope, DefaultFrequencies) {
   format::ModelConfig c;
   c.head_dim = 8;
   c.rope_theta = 10000.0f;
-  auto inv = rope_inv_freq(c);
+  auto inv = rope_inv_freq(c, c.head_dim);
   ASSERT_TRUE(inv.ok());
   ASSERT_EQ(inv->size(), 4u);
   for (int i = 0; i < 4; ++i) EXPECT_NEAR((*inv)[i], std::pow(10000.0, -2.0 * i / 8.0), 1e-7) << i;
@@ -38,7 +39,7 @@ TEST(Rope, LinearDividesByFactor) {
   c.rope_theta = 10000.0f;
   c.rope_scaling.type = "linear";
   c.rope_scaling.factor = 4.0f;
-  auto inv = rope_inv_freq(c);
+  auto inv = rope_inv_freq(c, c.head_dim);
   ASSERT_TRUE(inv.ok());
   for (int i = 0; i < 4; ++i) EXPECT_NEAR((*inv)[i], std::pow(10000.0, -2.0 * i / 8.0) / 4.0, 1e-7) << i;
 }
@@ -56,7 +57,7 @@ TEST(Rope, Llama3ScalingMatchesHandComputedFrequencies) {
   c.rope_scaling.low_freq_factor = 1.0f;
   c.rope_scaling.high_freq_factor = 4.0f;
   c.rope_scaling.original_max_position_embeddings = 8192;
-  auto inv = rope_inv_freq(c);
+  auto inv = rope_inv_freq(c, c.head_dim);
   ASSERT_TRUE(inv.ok()) << inv.status().to_string();
   ASSERT_EQ(inv->size(), 64u);
   int n_high = 0, n_low = 0, n_mid = 0;
@@ -88,9 +89,9 @@ TEST(Rope, RejectsUnknownTypeAndBadParameters) {
   c.head_dim = 8;
   c.rope_scaling.type = "dynamic";
   c.rope_scaling.factor = 2.0f;
-  EXPECT_EQ(rope_inv_freq(c).status().code(), StatusCode::kUnsupported);
+  EXPECT_EQ(rope_inv_freq(c, c.head_dim).status().code(), StatusCode::kUnsupported);
   c.rope_scaling.type = "llama3";  // original_max_position_embeddings missing
-  EXPECT_EQ(rope_inv_freq(c).status().code(), StatusCode::kCorruptFile);
+  EXPECT_EQ(rope_inv_freq(c, c.head_dim).status().code(), StatusCode::kCorruptFile);
 }
 
 TEST(Rope, RotatesHalfPairs) {
@@ -99,7 +100,7 @@ TEST(Rope, RotatesHalfPairs) {
   float cs[2], sn[2];
   rope_cos_sin(inv, 2, 1, cs, sn);
   float x[4] = {1.0f, 2.0f, 3.0f, 4.0f};
-  apply_rope(x, 1, 4, cs, sn);
+  apply_rope(x, 1, 4, 4, cs, sn);
   EXPECT_NEAR(x[0], 1 * std::cos(1.0) - 3 * std::sin(1.0), 1e-6);
   EXPECT_NEAR(x[2], 3 * std::cos(1.0) + 1 * std::sin(1.0), 1e-6);
   EXPECT_NEAR(x[1], 2 * std::cos(0.5) - 4 * std::sin(0.5), 1e-6);
@@ -186,6 +187,7 @@ TEST(Attention, GroupedQueryCausalMatchesNaive) {
 
 struct TinyWeights {
   format::ModelConfig config;
+  format::ArchSpec arch;
   std::vector<std::vector<float>> f32;       // owned fp32 tensors
   std::vector<std::vector<uint8_t>> bytes;   // owned quantized blobs
   ModelWeights views;
@@ -232,6 +234,7 @@ std::unique_ptr<TinyWeights> make_tiny(bool bias, bool nf4, uint32_t seed) {
   c.vocab_size = 32;
   c.rms_norm_eps = 1e-5f;
   c.rope_theta = 10000.0f;
+  tw->arch = format::llama_arch(c.head_dim, c.hidden_size, c.rms_norm_eps);
   tw->f32.reserve(256);
   tw->bytes.reserve(64);
   std::mt19937 rng(seed);
@@ -352,7 +355,7 @@ void expect_forward_matches_naive(bool bias, bool nf4) {
   for (size_t chunk : {size_t{16}, size_t{4}, size_t{1}}) {
     for (unsigned threads : {1u, 3u}) {
       ThreadPool pool(threads);
-      auto fwd = CpuForward::create(tw->config, tw->views, pool, 32, chunk);
+      auto fwd = CpuForward::create(tw->config, tw->arch, tw->views, pool, 32, chunk);
       ASSERT_TRUE(fwd.ok()) << fwd.status().to_string();
       std::vector<float> logits(ids.size() * vocab);
       for (size_t off = 0; off < ids.size(); off += chunk) {
@@ -382,7 +385,7 @@ TEST(Forward, OtherThreadCountsGiveBitIdenticalLogits) {
   std::vector<std::vector<float>> results;
   for (unsigned threads : {1u, 2u, 5u}) {
     ThreadPool pool(threads);
-    auto fwd = CpuForward::create(tw->config, tw->views, pool, 8, 8);
+    auto fwd = CpuForward::create(tw->config, tw->arch, tw->views, pool, 8, 8);
     ASSERT_TRUE(fwd.ok());
     std::vector<float> logits(ids.size() * tw->config.vocab_size);
     ASSERT_TRUE((*fwd)->run(ids.data(), ids.size(), 0, true, logits.data()).ok());

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstring>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "qmodel/format/tensor_roles.h"
 #include "qmodel/format/writer.h"
 #include "qmodel/kernels/ref.h"
 
@@ -16,6 +18,8 @@ namespace qmodel::testing {
 
 struct TinyModelSpec {
   std::string architecture = "LlamaForCausalLM";
+  std::string family = "llama";                    // the description's family name
+  std::optional<format::ArchSpec> arch;             // replaces the Llama description when set
   StorageType linear_storage = StorageType::kF32;  // q/k/v/o/gate/up/down
   bool double_quant = false;
   bool tied = true;                         // no lm_head.weight
@@ -161,7 +165,16 @@ inline Status write_tiny_model(const std::string& path, const TinyModelSpec& spe
   header.quant_settings.double_quant = spec.double_quant;
   header.provenance.converter = "test_model_fixture";
   if (!spec.tokenizer_json.empty()) header.files.push_back({"tokenizer.json", spec.tokenizer_json});
-  for (const auto& t : tensors) header.tensors.push_back(t.info);
+  // As qconvert writes it: the Llama description and each tensor's role from the Llama table.
+  header.arch = format::llama_arch(c.head_dim, c.hidden_size, c.rms_norm_eps);
+  header.arch.family = spec.family;
+  if (spec.arch) header.arch = *spec.arch;
+  for (auto& t : tensors) {
+    const format::RoleMatch m = format::match_tensor_role("llama", t.info.name);
+    t.info.role = m.role;
+    t.info.layer = m.layer;
+    header.tensors.push_back(t.info);
+  }
   format::WriterOptions options;
   options.overwrite = true;
   auto writer = format::ModelWriter::create(path, options, header);

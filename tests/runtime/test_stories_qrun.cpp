@@ -4,6 +4,10 @@
 
 #include <cstring>
 
+#include <algorithm>
+#include <vector>
+
+#include "family_goldens.h"
 #include "support/run_tool.h"
 #include "test_model_fixture.h"
 #include "test_stories_helpers.h"
@@ -82,6 +86,38 @@ TEST(Qrun, ModelWithoutTokenizerRunsFromIds) {
   r = run_tool("qrun", "'" + path + "' --prompt 'hello'", dir.path());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("tokenizer.json"), std::string::npos) << r.err;
+}
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  int id = 0, used = 0;
+  for (const char* p = text.c_str(); std::sscanf(p, "%d%n", &id, &used) == 1; p += used) ids.push_back(id);
+  return ids;
+}
+
+TEST(Qrun, IgnoreEosGeneratesExactlyTheRequestedTokens) {
+  // GPT-2 golden: qconvert -> qrun --print-ids --ignore-eos gives transformers' 24 greedy ids.
+  TempDir dir;
+  const testing::FamilyGolden g = testing::load_family_golden("gpt2");
+  ASSERT_FALSE(g.greedy_ids.empty());
+  auto r = run_tool("qconvert", "'" + testing::family_golden_dir("gpt2") + "' -o '" + dir.file("g.qmodel") +
+                                    "' --quant f32 -q", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string prompt;
+  for (int32_t id : g.prompt_ids) prompt += std::to_string(id) + " ";
+  r = run_tool("qrun", "'" + dir.file("g.qmodel") + "' --prompt-ids '" + prompt + "' --max-new-tokens 24 --print-ids --ignore-eos",
+               dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(parse_ids(r.out), g.greedy_ids);
+  // An out-of-vocabulary --stop-ids entry is ignored with a warning; an in-vocabulary one stops.
+  const std::string stop = std::to_string(g.greedy_ids[3]);
+  r = run_tool("qrun", "'" + dir.file("g.qmodel") + "' --prompt-ids '" + prompt + "' --max-new-tokens 24 --stop-ids '" +
+                           stop + " 999999'", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("ignoring stop id(s) outside the vocabulary of 400: 999999"), std::string::npos) << r.err;
+  const std::vector<int32_t> got = parse_ids(r.out);
+  const auto first_stop = std::find(g.greedy_ids.begin(), g.greedy_ids.end(), g.greedy_ids[3]);
+  EXPECT_EQ(got.size(), static_cast<size_t>(first_stop - g.greedy_ids.begin()));  // the stop id itself is not printed
 }
 
 TEST(Qrun, ErrorsAndUsage) {

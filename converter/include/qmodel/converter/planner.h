@@ -1,6 +1,8 @@
-// Decides, for every tensor of a checkpoint, how it is stored (DESIGN.md "What is quantized"):
-// 2-D Linear weights inside the transformer blocks get the requested quantization; embeddings,
-// norms, biases and lm_head stay in their 16/32-bit dtype unless asked (--quantize-lm-head);
+// Decides, for every tensor of a checkpoint, its role in the architecture (the family's name
+// table, format/tensor_roles.h) and how it is stored (DESIGN.md "What is quantized"): the Linear
+// weights transformers + bitsandbytes would replace (q/k/v or fused qkv, o, gate/up/down, OPT's
+// project_in/out) get the requested quantization; embeddings, positions, norms, biases and lm_head
+// stay in their 16/32-bit dtype unless asked (--quantize-lm-head);
 // --skip patterns keep matching tensors unquantized; a tied lm_head is stored once (as the
 // embedding). With a float --quant (bf16/f16/f32) every tensor is stored in that dtype.
 #pragma once
@@ -18,6 +20,9 @@ struct TensorPlan {
   const TensorEntry* source = nullptr;
   StorageType storage = StorageType::kF32;
   std::string why;  // one word for qinspect-style listings: "block-linear", "skip", "kept", ...
+  format::TensorRole role = format::TensorRole::kNone;
+  int32_t layer = -1;
+  bool transpose = false;  // GPT-2 Conv1D: stored as [out, in], as transformers feeds bitsandbytes
 };
 
 struct Plan {
@@ -30,11 +35,9 @@ struct Plan {
 // llm_int8_skip_modules matches module names.
 bool skip_pattern_matches(const std::string& pattern, const std::string& tensor_name);
 
-// True for names of 2-D Linear weights inside a transformer block ("...layers.N....weight",
-// "...h.N....weight", "...blocks.N....weight"), excluding norms and embeddings.
-bool is_block_linear_weight(const std::string& name, const std::vector<uint64_t>& shape);
-
+// kCorruptFile naming the missing role and layer when a tensor the architecture needs is absent,
+// or when a role's layer index is beyond num_hidden_layers.
 Result<Plan> plan_tensors(const std::vector<TensorEntry>& tensors, const format::ModelConfig& config,
-                          const ConvertOptions& options);
+                          const format::ArchSpec& arch, const ConvertOptions& options);
 
 }  // namespace qmodel::converter

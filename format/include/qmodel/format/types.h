@@ -7,13 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "qmodel/format/architecture.h"
 #include "qmodel/format/quant_blocks.h"
 
 namespace qmodel::format {
 
 // Format versions this build writes / reads (README.md keeps the history).
-inline constexpr uint32_t kFormatVersion = 1;
-inline constexpr uint32_t kSupportedVersions[] = {1};
+inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kSupportedVersions[] = {1, 2};
 inline constexpr uint64_t kDefaultAlignment = 4096;
 
 enum class Layout : uint8_t {
@@ -54,9 +55,12 @@ struct TensorInfo {
   Layout layout = Layout::kRowMajor;
   QuantParams quant;
   std::vector<BlobRef> blobs;
+  TensorRole role = TensorRole::kNone;  // what it is to the forward pass (v2; v1 files: derived)
+  int32_t layer = -1;                   // block index of a per-block role, else -1
+  bool transposed = false;              // stored transposed from the source ([in, out] Conv1D)
 
   uint64_t n_elems() const;                      // product of shape (verified not to overflow)
-  const BlobRef* find_blob(BlobRole role) const; // nullptr when absent
+  const BlobRef* find_blob(BlobRole blob_role) const; // nullptr when absent
 };
 
 struct RopeScaling {
@@ -140,6 +144,7 @@ struct ModelHeader {
   Provenance provenance;
   std::vector<EmbeddedFile> files;
   std::vector<TensorInfo> tensors;
+  ArchSpec arch;  // v1 files: the Llama description derived from config
 
   const TensorInfo* find_tensor(const std::string& name) const;
   const EmbeddedFile* find_file(const std::string& name) const;
