@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "inspect_support.h"
+#include "qmodel/runtime/offload_plan.h"
 #include "qmodel/format/reader.h"
 #include "qmodel/runtime/weight_view.h"
 
@@ -127,16 +128,56 @@ qmodel::Status write_dequantized(const ModelFile& file, const std::string& out_p
   return qmodel::Status();
 }
 
+// --fit: the offload plan for a budget (qmodel/runtime/offload_plan.h). Exit 1 when the budget is
+// below the minimum (the message names it).
+int print_fit(const ModelFile& model, const std::string& fit, uint32_t context, uint32_t prefill_chunk,
+              const std::string& compute_dtype, double bus_gbs, double device_gbs, bool json) {
+  namespace rt = qmodel::runtime;
+  auto budget = rt::parse_memory_budget(fit);
+  if (!budget.ok() || budget->fraction != 0.0) {
+    std::fprintf(stderr, "qinspect: --fit needs an absolute size such as 6GiB or 5000MB (a percentage needs a GPU)\n");
+    return 2;
+  }
+  rt::OffloadOptions o;
+  o.budget_bytes = budget->bytes;
+  o.context = context;
+  o.prefill_chunk = prefill_chunk;
+  o.compute_dtype = compute_dtype.empty() ? model.header().quant_settings.compute_dtype
+                    : compute_dtype == "f32" ? qmodel::ComputeDType::kF32
+                    : compute_dtype == "f16" ? qmodel::ComputeDType::kF16
+                                             : qmodel::ComputeDType::kBF16;
+  o.bus_gb_per_s = bus_gbs;
+  o.device_gb_per_s = device_gbs;
+  auto plan = rt::plan_offload(model.header(), o);
+  if (!plan.ok()) {
+    std::fprintf(stderr, "qinspect: %s\n", plan.status().to_string().c_str());
+    return 1;
+  }
+  std::printf("%s\n", json ? plan->to_json().c_str() : plan->to_text(model.header()).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Show and verify a .qmodel file."};
-  std::string path, dequantize_out;
+  std::string path, dequantize_out, fit, compute_dtype;
   bool verify = false, json = false;
+  uint32_t context = 0, prefill_chunk = 256;
+  double bus_gbs = 54.0, device_gbs = 3100.0;
   app.add_option("file", path, ".qmodel file")->required();
   app.add_flag("--verify", verify, "check the XXH3-64 checksum of every blob");
   app.add_flag("--json", json, "print the header as JSON");
   app.add_option("--dequantize", dequantize_out, "write every tensor dequantized to F32 into this .safetensors file");
+  app.add_option("--fit", fit, "plan a GPU memory budget (e.g. 6GiB, 5000MB): what stays resident, what streams, "
+                               "and the decode speed that implies; no GPU needed");
+  app.add_option("--context", context, "--fit: KV cache tokens to reserve (default: min(max_position_embeddings, 4096))");
+  app.add_option("--prefill-chunk", prefill_chunk, "--fit: prompt tokens per forward pass")->capture_default_str();
+  app.add_option("--compute-dtype", compute_dtype, "--fit: bf16, f16 or f32 (default: the file's)")
+      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  app.add_option("--bus-gbs", bus_gbs, "--fit: host-to-device GB/s of the registered mapping (H100 measured: 54)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--device-gbs", device_gbs, "--fit: device memory read GB/s")->capture_default_str()->check(CLI::PositiveNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -151,6 +192,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const ModelFile& model = *file.value();
+  if (!fit.empty()) return print_fit(model, fit, context, prefill_chunk, compute_dtype, bus_gbs, device_gbs, json);
   if (json) {
     std::printf("%s\n", qmodel::tools::header_to_json(model.header()).dump(2).c_str());
   } else {

@@ -2,6 +2,8 @@
 // memory lines on stderr. Exit codes: 0 ok, 1 error (message on stderr), 2 usage.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <sstream>
 #include <string>
@@ -10,6 +12,7 @@
 #include "qmodel/runtime/bench.h"
 #include "qmodel/runtime/model.h"
 #include "qmodel/runtime/npy.h"
+#include "qmodel/runtime/offload_plan.h"
 #include "qmodel/runtime/session.h"
 
 namespace {
@@ -31,7 +34,7 @@ struct Args {
   unsigned threads = 0;
   bool print_ids = false;
   bool ignore_eos = false;
-  std::string stop_ids;
+  std::string stop_ids, gpu_memory;
   bool bench = false;
   std::string bench_prefill = "128,512,2048", bench_json;
   uint32_t bench_decode = 256, bench_repeats = 3;
@@ -150,9 +153,26 @@ int run(const Args& a) {
   if (a.compute_dtype == "bf16") model_options.compute_dtype = qmodel::ComputeDType::kBF16;
   if (a.compute_dtype == "f16") model_options.compute_dtype = qmodel::ComputeDType::kF16;
   if (a.compute_dtype == "f32") model_options.compute_dtype = qmodel::ComputeDType::kF32;
+  if (!a.gpu_memory.empty()) {
+    auto budget = rt::parse_memory_budget(a.gpu_memory);
+    if (!budget.ok()) {
+      std::fprintf(stderr, "qrun: --gpu-memory: %s\n", budget.status().message().c_str());
+      return kExitUsage;
+    }
+    model_options.gpu_memory = *budget;
+  }
+  // The KV cache the budget reserves: the prompt (at most one token per byte of text, plus
+  // specials) and the new tokens.
+  if (!a.bench) {
+    const size_t prompt_bound = ids_from_args.empty() ? a.prompt.size() + 8 : ids_from_args.size();
+    model_options.reserve_context = static_cast<uint32_t>(std::min<size_t>(prompt_bound + a.max_new_tokens, UINT32_MAX));
+  }
   auto model = rt::Model::open(a.model_path, model_options);
   if (!model.ok()) return fail(model.status());
   std::fprintf(stderr, "Time to load model: %.2f seconds.\n", (*model)->load_seconds());
+  if (const rt::OffloadPlan* plan = (*model)->offload_plan(); plan != nullptr && plan->n_streamed > 0) {
+    std::fprintf(stderr, "%s\n", plan->summary().c_str());
+  }
   if (a.bench) return bench(a, **model);
   if (model_options.device == rt::Device::kCpu && model_options.compute_dtype &&
       *model_options.compute_dtype != qmodel::ComputeDType::kF32) {
@@ -251,6 +271,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   app.add_option("--threads", a.threads, "worker threads (0 = all cores)");
   app.add_flag("--print-ids", a.print_ids, "also print the generated token ids");
+  app.add_option("--gpu-memory", a.gpu_memory, "--device cuda: GPU memory budget (6GiB, 5000MB, 90%); blocks that do not "
+                                               "fit stream from the file (default: free memory less 256 MiB)");
   app.add_flag("--ignore-eos", a.ignore_eos, "do not stop at the model's EOS ids: generate exactly --max-new-tokens");
   app.add_option("--stop-ids", a.stop_ids, "extra ids that end generation, e.g. \"2 32000\" (ids outside the vocabulary "
                                            "are ignored with a warning)");

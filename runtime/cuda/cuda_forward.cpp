@@ -158,6 +158,12 @@ Status CudaForward::allocate(size_t max_context, size_t max_chunk) {
     gemm_ = std::make_unique<kernels::GemmContext>(std::move(gemm));
   }
   QMODEL_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  if (!weights_.streamed().empty()) {
+    QMODEL_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    for (cudaEvent_t* event : {&slot_ready_[0], &slot_ready_[1], &slot_free_[0], &slot_free_[1], &fork_}) {
+      QMODEL_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(event, cudaEventDisableTiming));
+    }
+  }
   QMODEL_CUDA_RETURN_IF_ERROR(cudaMallocHost(reinterpret_cast<void**>(&params_host_), sizeof(DeviceStepParams)));
   QMODEL_CUDA_RETURN_IF_ERROR(cudaMallocHost(reinterpret_cast<void**>(&id_host_), sizeof(int32_t)));
   QMODEL_CUDA_RETURN_IF_ERROR(cudaMallocHost(reinterpret_cast<void**>(&ids_host_), chunk * sizeof(int32_t)));
@@ -181,7 +187,12 @@ Status CudaForward::allocate(size_t max_context, size_t max_chunk) {
 CudaForward::~CudaForward() {
   if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
   if (decode_graph_ != nullptr) (void)cudaGraphExecDestroy(decode_graph_);
+  if (copy_stream_ != nullptr) (void)cudaStreamSynchronize(copy_stream_);
   gemm_.reset();
+  for (cudaEvent_t e : {slot_ready_[0], slot_ready_[1], slot_free_[0], slot_free_[1], fork_}) {
+    if (e != nullptr) (void)cudaEventDestroy(e);
+  }
+  if (copy_stream_ != nullptr) (void)cudaStreamDestroy(copy_stream_);
   if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
   if (device_block_ != nullptr) (void)cudaFree(device_block_);
   for (void* p : {static_cast<void*>(params_host_), static_cast<void*>(id_host_), static_cast<void*>(ids_host_)}) {
@@ -285,12 +296,38 @@ Status CudaForward::enqueue_mlp(size_t l, const void* in, size_t m, void* out) {
   return linear(gate_, m, L.w_down, L.b_down, out);
 }
 
+Status CudaForward::enqueue_block_copy(size_t i) {
+  const StreamedLayer& s = weights_.streamed()[i];
+  QMODEL_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(copy_stream_, slot_free_[s.slot], 0));
+  uint8_t* slot = static_cast<uint8_t*>(weights_.slot(s.slot));
+  for (const StreamedLayer::Region& r : s.regions) {
+    QMODEL_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(slot + r.offset, r.host, r.bytes, cudaMemcpyHostToDevice, copy_stream_));
+  }
+  return QMODEL_CUDA_CHECK(cudaEventRecord(slot_ready_[s.slot], copy_stream_));
+}
+
 Status CudaForward::enqueue_layers(const int32_t* ids_dev, size_t m, size_t start, bool decode) {
   const int64_t h = config_.hidden_size, rows = static_cast<int64_t>(m);
+  const std::vector<StreamedLayer>& streamed = weights_.streamed();
+  size_t next_copy = 0;
+  if (!streamed.empty()) {
+    // Both slots start free at this point of the compute stream; the first streamed block's copy
+    // starts at once and overlaps the resident blocks.
+    QMODEL_CUDA_RETURN_IF_ERROR(cudaEventRecord(fork_, stream_));
+    QMODEL_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(copy_stream_, fork_, 0));
+    for (cudaEvent_t e : slot_free_) QMODEL_CUDA_RETURN_IF_ERROR(cudaEventRecord(e, stream_));
+    QMODEL_RETURN_IF_ERROR(enqueue_block_copy(next_copy++));
+  }
   QMODEL_RETURN_IF_ERROR(enqueue_embedding(ids_dev, m));
   // Each sublayer's output stays pending until the next norm adds it into x_ (fused).
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const DeviceLayerWeights& L = weights_.layers[l];
+    const int streamed_index = weights_.streamed_index(l);
+    if (streamed_index >= 0) {
+      // This block's copy must be done; the next streamed block's copy overlaps its compute.
+      QMODEL_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream_, slot_ready_[streamed[streamed_index].slot], 0));
+      if (next_copy < streamed.size()) QMODEL_RETURN_IF_ERROR(enqueue_block_copy(next_copy++));
+    }
     const DeviceNorm attn_norm = norm_of(L.attn_norm, L.attn_norm_b);
     const DeviceNorm mlp_norm = norm_of(L.mlp_norm, L.mlp_norm_b);
     switch (arch_.residual) {
@@ -327,6 +364,9 @@ Status CudaForward::enqueue_layers(const int32_t* ids_dev, size_t m, size_t star
         QMODEL_RETURN_IF_ERROR(add_norm(act_, &mlp_norm, x_, delta_, nullptr, rows, h, true, xn_, stream_));
         pending_ = pending2_ = nullptr;
         break;
+    }
+    if (streamed_index >= 0) {
+      QMODEL_CUDA_RETURN_IF_ERROR(cudaEventRecord(slot_free_[streamed[streamed_index].slot], stream_));
     }
   }
   return Status();

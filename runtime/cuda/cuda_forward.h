@@ -55,6 +55,9 @@ class CudaForward final : public ForwardBackend {
   // Final norm + lm_head + fp32 conversion for rows [first, first + n) of the chunk (n <= 8).
   Status enqueue_logits(size_t first, size_t n, float* logits_f32_dev);
   Status enqueue_embedding(const int32_t* ids_dev, size_t m);
+  // Streamed blocks: the copy of streamed block i into its slot on copy_stream_, after the block
+  // that last used that slot has finished computing.
+  Status enqueue_block_copy(size_t i);
   Status enqueue_attention(size_t layer, const void* in, size_t m, size_t start, bool decode, void* out);
   Status enqueue_mlp(size_t layer, const void* in, size_t m, void* out);
   DeviceNorm norm_of(const float* weight, const float* bias) const;
@@ -76,6 +79,11 @@ class CudaForward final : public ForwardBackend {
   size_t max_context_ = 0, max_chunk_ = 0, q_dim_ = 0, kv_dim_ = 0;
 
   cudaStream_t stream_ = nullptr;
+  // Streaming (weights_.streamed() not empty): copies run on copy_stream_; slot_ready_[s] marks a
+  // slot's block copied, slot_free_[s] the end of the compute that read it, fork_ the start of a
+  // forward pass (so a captured graph forks the copy stream from the compute stream).
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t slot_ready_[2] = {nullptr, nullptr}, slot_free_[2] = {nullptr, nullptr}, fork_ = nullptr;
   std::unique_ptr<kernels::GemmContext> gemm_;
   cudaGraphExec_t decode_graph_ = nullptr;
 

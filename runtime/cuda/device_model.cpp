@@ -6,6 +6,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -63,27 +64,30 @@ class ArenaBinder {
     return static_cast<const float*>(bind(it->second.data(), it->second.size() * 4));
   }
 
-  kernels::DeviceWeightView bind_matrix(const kernels::WeightView& w) {
+  // The matrix's blobs go to `blobs` (this arena, or a streamed block's slot image); its nested
+  // code table, which lives in the header rather than the mapping, always to this arena.
+  kernels::DeviceWeightView bind_matrix(const kernels::WeightView& w, ArenaBinder* blobs = nullptr) {
+    ArenaBinder& b = blobs != nullptr ? *blobs : *this;
     kernels::DeviceWeightView d;
     d.storage = w.storage;
     d.rows = static_cast<int64_t>(w.rows);
     d.cols = static_cast<int64_t>(w.cols);
     const uint64_t n = w.rows * w.cols;
     if (is_float_storage(w.storage)) {
-      d.data = bind(w.data, n * float_storage_bytes(w.storage));
+      d.data = b.bind(w.data, n * float_storage_bytes(w.storage));
     } else if (w.storage == StorageType::kINT8) {
-      d.data = bind(w.data, n);
-      d.row_scale = static_cast<const float*>(bind(w.row_scale, w.rows * 4));
+      d.data = b.bind(w.data, n);
+      d.row_scale = static_cast<const float*>(b.bind(w.row_scale, w.rows * 4));
     } else {
       const uint64_t n_blocks = ceil_div(n, w.block_size);
-      d.data = bind(w.data, packed_4bit_bytes(n));
+      d.data = b.bind(w.data, packed_4bit_bytes(n));
       d.block_size = static_cast<int64_t>(w.block_size);
       std::memcpy(d.code_table, w.code_table, sizeof(d.code_table));
       if (w.absmax_codes == nullptr) {
-        d.absmax = static_cast<const float*>(bind(w.absmax, n_blocks * 4));
+        d.absmax = static_cast<const float*>(b.bind(w.absmax, n_blocks * 4));
       } else {
-        d.absmax_codes = static_cast<const uint8_t*>(bind(w.absmax_codes, n_blocks));
-        d.nested_absmax = static_cast<const float*>(bind(w.nested_absmax, ceil_div(n_blocks, w.nested_block_size) * 4));
+        d.absmax_codes = static_cast<const uint8_t*>(b.bind(w.absmax_codes, n_blocks));
+        d.nested_absmax = static_cast<const float*>(b.bind(w.nested_absmax, ceil_div(n_blocks, w.nested_block_size) * 4));
         d.nested_code_table = static_cast<const float*>(bind(w.nested_code_table, kDynamicMapSize * 4));
         d.nested_block_size = static_cast<int64_t>(w.nested_block_size);
         d.nested_offset = w.nested_offset;
@@ -104,7 +108,8 @@ class ArenaBinder {
   std::unordered_map<const void*, std::vector<float>> widened_;
 };
 
-void bind_all(ArenaBinder& b, const ModelWeights& w, CudaDeviceModel& m) {
+// `slot_images[l]` is non-null for a streamed block l: its matrices bind there.
+void bind_all(ArenaBinder& b, const ModelWeights& w, CudaDeviceModel& m, std::vector<ArenaBinder*> slot_images) {
   m.embed = b.bind_matrix(w.embed);
   m.lm_head = b.bind_matrix(w.lm_head);
   m.final_norm = b.bind_vector(w.final_norm);
@@ -118,17 +123,18 @@ void bind_all(ArenaBinder& b, const ModelWeights& w, CudaDeviceModel& m) {
   for (size_t l = 0; l < w.layers.size(); ++l) {
     const LayerWeights& s = w.layers[l];
     DeviceLayerWeights& d = m.layers[l];
-    d.wq = b.bind_matrix(s.wq);
-    d.wk = b.bind_matrix(s.wk);
-    d.wv = b.bind_matrix(s.wv);
-    d.wqkv = b.bind_matrix(s.wqkv);
+    ArenaBinder* blobs = l < slot_images.size() ? slot_images[l] : nullptr;
+    d.wq = b.bind_matrix(s.wq, blobs);
+    d.wk = b.bind_matrix(s.wk, blobs);
+    d.wv = b.bind_matrix(s.wv, blobs);
+    d.wqkv = b.bind_matrix(s.wqkv, blobs);
     d.bqkv = b.bind_vector(s.bqkv);
     d.attn_norm_b = b.bind_vector(s.attn_norm_b);
     d.mlp_norm_b = b.bind_vector(s.mlp_norm_b);
-    d.wo = b.bind_matrix(s.wo);
-    d.w_gate = b.bind_matrix(s.w_gate);
-    d.w_up = b.bind_matrix(s.w_up);
-    d.w_down = b.bind_matrix(s.w_down);
+    d.wo = b.bind_matrix(s.wo, blobs);
+    d.w_gate = b.bind_matrix(s.w_gate, blobs);
+    d.w_up = b.bind_matrix(s.w_up, blobs);
+    d.w_down = b.bind_matrix(s.w_down, blobs);
     d.attn_norm = b.bind_vector(s.attn_norm);
     d.mlp_norm = b.bind_vector(s.mlp_norm);
     d.bq = b.bind_vector(s.bq);
@@ -141,7 +147,10 @@ void bind_all(ArenaBinder& b, const ModelWeights& w, CudaDeviceModel& m) {
   }
 }
 
-Status copy_regions(const format::ModelFile& file, const ArenaBinder& binder, void* arena, bool* registered) {
+// Copies the arena's regions. The mapping is registered for the copies and stays registered when
+// `keep_registered` (streamed blocks copy from it every forward pass).
+Status copy_regions(const format::ModelFile& file, const ArenaBinder& binder, void* arena, bool keep_registered,
+                    bool* registered) {
   cudaStream_t stream = nullptr;
   QMODEL_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   const ByteSpan mapping = file.file_bytes();
@@ -156,7 +165,7 @@ Status copy_regions(const format::ModelFile& file, const ArenaBinder& binder, vo
   }
   const Status synced = QMODEL_CUDA_CHECK(cudaStreamSynchronize(stream));
   if (status.ok()) status = synced;
-  if (*registered) (void)cudaHostUnregister(const_cast<uint8_t*>(mapping.data()));
+  if (*registered && !(keep_registered && status.ok())) (void)cudaHostUnregister(const_cast<uint8_t*>(mapping.data()));
   (void)cudaStreamDestroy(stream);
   if (!status.ok()) return Status(status.code(), file.path() + ": uploading the weights: " + status.message());
   return status;
@@ -165,34 +174,99 @@ Status copy_regions(const format::ModelFile& file, const ArenaBinder& binder, vo
 }  // namespace
 
 Result<std::unique_ptr<CudaDeviceModel>> CudaDeviceModel::upload(const format::ModelFile& file,
-                                                                 const ModelWeights& weights) {
+                                                                 const ModelWeights& weights, const OffloadPlan* plan) {
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<CudaDeviceModel> model(new CudaDeviceModel());
+  if (plan != nullptr) model->plan_ = *plan;
+  const size_t n_layers = weights.layers.size();
+  // One slot image per streamed block; blocks alternate between two slots.
+  std::vector<ArenaBinder> images;
+  std::vector<uint32_t> image_layers;
+  model->streamed_index_.assign(n_layers, -1);
+  if (plan != nullptr && plan->n_streamed > 0) {
+    if (plan->resident.size() != n_layers) {
+      return Status(StatusCode::kInvalidArgument, "the offload plan is for a model with another block count");
+    }
+    for (size_t l = 0; l < n_layers; ++l) {
+      if (plan->resident[l]) continue;
+      model->streamed_index_[l] = static_cast<int>(image_layers.size());
+      image_layers.push_back(static_cast<uint32_t>(l));
+    }
+    images.resize(image_layers.size());
+    for (const format::TensorInfo& t : file.header().tensors) {
+      for (const format::BlobRef& b : t.blobs) {
+        if (t.layer >= 0 && !plan->resident[static_cast<size_t>(t.layer)] && b.compression != format::Compression::kNone) {
+          return Status(StatusCode::kUnsupported, file.path() + ": block " + std::to_string(t.layer) +
+                                                      " must stream from the file but its blobs are zstd-compressed; "
+                                                      "convert without --compress to stream blocks");
+        }
+      }
+    }
+  }
+  auto image_pointers = [&] {
+    std::vector<ArenaBinder*> p(n_layers, nullptr);
+    for (size_t i = 0; i < image_layers.size(); ++i) p[image_layers[i]] = &images[i];
+    return p;
+  };
   ArenaBinder binder;
-  bind_all(binder, weights, *model);  // pass 1: plan
-  const uint64_t need = binder.total_bytes();
+  bind_all(binder, weights, *model, image_pointers());  // pass 1: plan
+  uint64_t slot_bytes = 0;
+  for (const ArenaBinder& image : images) slot_bytes = std::max(slot_bytes, image.total_bytes());
+  const uint64_t n_slots = std::min<uint64_t>(images.size(), 2);
+  const uint64_t need = binder.total_bytes() + n_slots * slot_bytes;
   size_t free_bytes = 0, total_bytes = 0;
   QMODEL_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_bytes, &total_bytes));
   if (need > free_bytes) {
     return Status(StatusCode::kOutOfMemory, file.path() + ": the weights need " + gib(need) +
                                                 " of GPU memory but the device has " + gib(free_bytes) + " free (of " +
-                                                gib(total_bytes) + "); short by " + gib(need - free_bytes));
+                                                gib(total_bytes) + "); short by " + gib(need - free_bytes) +
+                                                ": give qrun a --gpu-memory budget to stream blocks");
   }
-  if (cudaMalloc(&model->arena_, need) != cudaSuccess) {
+  if (cudaMalloc(&model->arena_, std::max<uint64_t>(binder.total_bytes(), 1)) != cudaSuccess) {
     (void)cudaGetLastError();
     model->arena_ = nullptr;
     return Status(StatusCode::kOutOfMemory,
                   file.path() + ": cannot allocate " + gib(need) + " of GPU memory for the weights");
   }
-  model->arena_bytes_ = need;
+  model->arena_bytes_ = binder.total_bytes();
+  for (uint64_t i = 0; i < n_slots; ++i) {
+    if (cudaMalloc(&model->slots_[i], slot_bytes) != cudaSuccess) {
+      (void)cudaGetLastError();
+      model->slots_[i] = nullptr;
+      return Status(StatusCode::kOutOfMemory, file.path() + ": cannot allocate a " + gib(slot_bytes) + " block slot");
+    }
+  }
+  model->slot_bytes_ = slot_bytes;
+  model->n_slots_ = n_slots;
   binder.set_base(model->arena_);
-  bind_all(binder, weights, *model);  // pass 2: device pointers
-  QMODEL_RETURN_IF_ERROR(copy_regions(file, binder, model->arena_, &model->registered_));
+  for (size_t i = 0; i < images.size(); ++i) images[i].set_base(model->slots_[i % 2]);
+  bind_all(binder, weights, *model, image_pointers());  // pass 2: device pointers
+  for (size_t i = 0; i < images.size(); ++i) {
+    StreamedLayer s;
+    s.layer = image_layers[i];
+    s.slot = static_cast<uint32_t>(i % 2);
+    for (const ArenaBinder::Region& r : images[i].regions()) s.regions.push_back({r.host, r.bytes, r.offset});
+    model->streamed_.push_back(std::move(s));
+  }
+  const bool streaming = !images.empty();
+  QMODEL_RETURN_IF_ERROR(copy_regions(file, binder, model->arena_, streaming, &model->registered_));
+  if (streaming) {
+    // The per-pass copies are captured in the decode graph: they must read page-locked memory.
+    if (!model->registered_) {
+      return Status(StatusCode::kUnsupported, file.path() + ": cannot register the file mapping with CUDA "
+                                                            "(cudaHostRegister), which streaming blocks needs");
+    }
+    model->registered_base_ = file.file_bytes().data();
+  }
   model->upload_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return model;
 }
 
 CudaDeviceModel::~CudaDeviceModel() {
+  if (registered_base_ != nullptr) (void)cudaHostUnregister(const_cast<void*>(registered_base_));
+  for (void* slot : slots_) {
+    if (slot != nullptr) (void)cudaFree(slot);
+  }
   if (arena_ != nullptr) (void)cudaFree(arena_);
 }
 

@@ -11,6 +11,7 @@
 
 #include "cuda_backend.h"
 #include "qmodel/kernels/cuda.h"
+#include "qmodel/runtime/offload_plan.h"
 
 namespace qmodel::runtime::cuda {
 
@@ -24,18 +25,41 @@ struct DeviceLayerWeights {
   const float *b_gate = nullptr, *b_up = nullptr, *b_down = nullptr;
 };
 
+// A block whose matrices are not resident: per forward pass its blobs are copied, as stored, from
+// the registered file mapping into device slot `slot` (the layer's DeviceWeightViews point there).
+struct StreamedLayer {
+  struct Region {
+    const void* host;
+    uint64_t bytes, offset;  // offset inside the slot
+  };
+  uint32_t layer = 0, slot = 0;
+  std::vector<Region> regions;
+};
+
 class CudaDeviceModel final : public DeviceModel {
  public:
-  // Errors: kOutOfMemory naming the bytes needed and free when the weights do not fit; kCuda for
-  // a failing CUDA call (no device, driver error).
-  static Result<std::unique_ptr<CudaDeviceModel>> upload(const format::ModelFile& file, const ModelWeights& weights);
+  // Uploads every block (plan == nullptr) or the plan's resident blocks, allocating the plan's
+  // slots for the others and keeping the file mapping registered for their copies. Errors:
+  // kOutOfMemory naming the bytes needed and free when the weights do not fit; kUnsupported when
+  // blocks must stream from a zstd-compressed file (the copies read the mapping); kCuda for a
+  // failing CUDA call (no device, driver error).
+  static Result<std::unique_ptr<CudaDeviceModel>> upload(const format::ModelFile& file, const ModelWeights& weights,
+                                                         const OffloadPlan* plan = nullptr);
   ~CudaDeviceModel() override;
 
-  uint64_t device_weight_bytes() const override { return arena_bytes_; }
+  // The resident arena plus the streaming slots.
+  uint64_t device_weight_bytes() const override { return arena_bytes_ + n_slots_ * slot_bytes_; }
   double upload_seconds() const override { return upload_seconds_; }
+  const OffloadPlan& offload_plan() const override { return plan_; }
   // True when the copy read the mapping through cudaHostRegister (DMA straight from the page
   // cache); false when it fell back to pageable copies.
   bool used_registered_mapping() const { return registered_; }
+
+  // Streamed blocks in layer order, and the slots they take turns in (empty when all are resident).
+  const std::vector<StreamedLayer>& streamed() const { return streamed_; }
+  void* slot(uint32_t i) const { return slots_[i]; }
+  // The index into streamed() of `layer`, or -1 when it is resident.
+  int streamed_index(size_t layer) const { return layer < streamed_index_.size() ? streamed_index_[layer] : -1; }
 
   kernels::DeviceWeightView embed, lm_head, pos_embed, project_in, project_out;
   const float *final_norm = nullptr, *final_norm_b = nullptr;
@@ -44,8 +68,14 @@ class CudaDeviceModel final : public DeviceModel {
 
  private:
   CudaDeviceModel() = default;
+  OffloadPlan plan_;
   void* arena_ = nullptr;
   uint64_t arena_bytes_ = 0;
+  void* slots_[2] = {nullptr, nullptr};
+  uint64_t slot_bytes_ = 0, n_slots_ = 0;
+  std::vector<StreamedLayer> streamed_;
+  std::vector<int> streamed_index_;
+  const void* registered_base_ = nullptr;  // the mapping, registered for the model's lifetime when streaming
   double upload_seconds_ = 0;
   bool registered_ = false;
 };

@@ -21,10 +21,13 @@ class DeviceModel {
   virtual ~DeviceModel() = default;
   virtual uint64_t device_weight_bytes() const = 0;  // bytes of device memory the weights hold
   virtual double upload_seconds() const = 0;
+  virtual const OffloadPlan& offload_plan() const = 0;  // what is resident, what streams
 };
 
-// Copies every weight blob the graph reads to the device as stored (no dequantization; 1-D norm
-// weights and biases, O(hidden), as fp32). kOutOfMemory names the shortfall when they do not fit.
+// Plans the upload under options.gpu_memory (offload_plan.h) and copies every resident weight blob
+// the graph reads to the device as stored (no dequantization; 1-D norm weights and biases,
+// O(hidden), as fp32); blocks that do not fit stream at run time. kOutOfMemory names the minimum
+// budget when even streaming does not fit.
 Result<std::unique_ptr<DeviceModel>> upload_model_to_cuda(const format::ModelFile& file, const ModelWeights& weights,
                                                           const ModelOptions& options);
 

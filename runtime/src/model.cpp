@@ -51,6 +51,7 @@ const ModelOptions& Model::options() const { return impl_->options; }
 const Tokenizer* Model::tokenizer() const { return impl_->tokenizer.get(); }
 double Model::load_seconds() const { return impl_->load_seconds; }
 uint64_t Model::weight_bytes() const { return impl_->weights.n_bytes; }
+const OffloadPlan* Model::offload_plan() const { return impl_->device ? &impl_->device->offload_plan() : nullptr; }
 uint64_t Model::weight_bytes_per_token() const {
   const ModelWeights& w = impl_->weights;
   if (w.tied_lm_head) return w.n_bytes;

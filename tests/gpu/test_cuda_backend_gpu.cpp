@@ -221,19 +221,27 @@ TEST(CudaBackend, ASessionThatDoesNotFitNamesTheShortfall) {
 }
 
 #if defined(QMODEL_CUDA_EMULATION)
-// Only the emulator can shrink the device: weights that do not fit are refused at open().
+// Only the emulator can shrink the device: a device whose free memory is within the safety margin,
+// or whose budget (free less the margin) is below even the streaming minimum, is refused at open().
 TEST(CudaBackend, WeightsThatDoNotFitAreRefusedAtOpen) {
   QMODEL_REQUIRE_ASSETS(assets);
   auto path = testing::converted_stories(assets, "f32", StorageType::kF32, false);
   ASSERT_TRUE(path.ok());
-  const size_t previous = cuda_emu::set_device_memory_capacity(cuda_emu::device_memory_used() + (64 << 10));
   ModelOptions mo;
   mo.device = Device::kCuda;
+  size_t previous = cuda_emu::set_device_memory_capacity(cuda_emu::device_memory_used() + (64 << 10));
   auto model = Model::open(*path, mo);
   cuda_emu::set_device_memory_capacity(previous);
   ASSERT_FALSE(model.ok());
   EXPECT_EQ(model.status().code(), StatusCode::kOutOfMemory);
-  EXPECT_NE(model.status().message().find("the weights need"), std::string::npos) << model.status().message();
+  EXPECT_NE(model.status().message().find("no more than the safety margin"), std::string::npos) << model.status().message();
+
+  previous = cuda_emu::set_device_memory_capacity(cuda_emu::device_memory_used() + kDefaultSafetyMarginBytes + (64 << 10));
+  model = Model::open(*path, mo);
+  cuda_emu::set_device_memory_capacity(previous);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kOutOfMemory);
+  EXPECT_NE(model.status().message().find("the minimum is"), std::string::npos) << model.status().message();
 }
 #endif
 

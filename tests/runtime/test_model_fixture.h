@@ -27,6 +27,7 @@ struct TinyModelSpec {
   std::string reshape;                      // this tensor gets a wrong shape
   std::string tokenizer_json;               // embedded when not empty
   uint32_t vocab_size = 32;
+  uint32_t n_layers = 2;
   uint32_t seed = 1;
 };
 
@@ -36,7 +37,7 @@ inline format::ModelConfig tiny_config(const TinyModelSpec& spec) {
   c.model_type = "llama";
   c.hidden_size = 16;
   c.intermediate_size = 40;  // down_proj rows of 40: 64-blocks straddle rows
-  c.n_layers = 2;
+  c.n_layers = spec.n_layers;
   c.n_heads = 4;
   c.n_kv_heads = 2;
   c.head_dim = 4;

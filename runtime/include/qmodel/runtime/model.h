@@ -15,6 +15,7 @@
 #include "qmodel/format/quant_blocks.h"
 #include "qmodel/format/status.h"
 #include "qmodel/format/types.h"
+#include "qmodel/runtime/offload_plan.h"
 #include "qmodel/runtime/tokenizer.h"
 
 namespace qmodel::runtime {
@@ -34,6 +35,12 @@ struct ModelOptions {
   std::optional<ComputeDType> compute_dtype;
   unsigned n_threads = 0;          // default worker threads of sessions; 0 = hardware concurrency
   bool verify_checksums = false;   // also hash every blob at open (reads the whole file)
+  // Device::kCuda: the GPU memory the model may use (weights, KV cache, workspace). Unset: what
+  // the device has free less kDefaultSafetyMarginBytes. Blocks that do not fit stream from the
+  // registered file mapping (offload_plan.h); a budget below the minimum is kOutOfMemory.
+  MemoryBudget gpu_memory;
+  uint32_t reserve_context = 0;        // KV cache tokens the budget reserves (0: default_context())
+  uint32_t reserve_prefill_chunk = 256;  // prefill chunk the workspace is sized for
 };
 
 class Model {
@@ -65,6 +72,10 @@ class Model {
   // Weight bytes one decode step reads: everything but the embedding table, of which one row
   // (unless lm_head is tied to it). The numerator of the decode bandwidth roofline.
   uint64_t weight_bytes_per_token() const;
+
+  // Device::kCuda: the plan the weights were loaded with (every block resident when they fit).
+  // nullptr on the CPU.
+  const OffloadPlan* offload_plan() const;
 
   struct Impl;                     // runtime-internal (weights, mapping); see src/model_impl.h
   const Impl& impl() const { return *impl_; }
