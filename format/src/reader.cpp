@@ -3,6 +3,7 @@
 #include "qmodel/format/reader.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <new>
@@ -10,6 +11,7 @@
 
 #include "codec.h"
 #include "mapped_file.h"
+#include "qmodel/format/preamble.h"
 #include "verify.h"
 
 namespace qmodel::format {
@@ -68,7 +70,52 @@ struct ModelFile::Impl {
         }
       }
     }
-    return Status();
+    return check_padding();
+  }
+
+  // Every byte of the data section outside the blobs (alignment padding, trailing bytes) must be
+  // zero, as the writer writes it: no hidden payload can ride in a valid file, and a flipped
+  // padding byte is caught like a flipped blob byte.
+  Status check_padding() const {
+    const Preamble preamble = decode_preamble(bytes.data());  // verified at open
+    uint64_t pos = kPreambleBytes + preamble.header_bytes;
+    auto zero_until = [&](uint64_t end) -> Status {
+      const uint64_t bad = first_non_zero(pos, end);
+      if (bad != end) {
+        return Status(StatusCode::kChecksumMismatch,
+                      error_location(path, "", static_cast<int64_t>(bad)) + ": non-zero byte 0x" +
+                          hex_byte(bytes[static_cast<size_t>(bad)]) +
+                          " in padding outside every blob (padding must be zero)");
+      }
+      return Status();
+    };
+    for (const BlobEntry& e : blobs) {  // sorted, verified not to overlap
+      QMODEL_RETURN_IF_ERROR(zero_until(e.offset));
+      pos = std::max(pos, e.offset + e.blob->stored_size);
+    }
+    return zero_until(bytes.size());
+  }
+
+  uint64_t first_non_zero(uint64_t begin, uint64_t end) const {
+    const uint8_t* p = bytes.data();
+    uint64_t i = begin;
+    for (; i < end && i % 8 != 0; ++i) {
+      if (p[i] != 0) return i;
+    }
+    for (; i + 8 <= end; i += 8) {
+      uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      if (word != 0) break;
+    }
+    for (; i < end; ++i) {
+      if (p[i] != 0) return i;
+    }
+    return end;
+  }
+
+  static std::string hex_byte(uint8_t b) {
+    static const char kDigits[] = "0123456789abcdef";
+    return std::string{kDigits[b >> 4], kDigits[b & 15]};
   }
 };
 

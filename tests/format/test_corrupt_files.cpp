@@ -306,6 +306,36 @@ TEST(CorruptFilesBlobs, ChecksumMismatchNamesTensorAndOffset) {
   EXPECT_EQ(eager.status().code(), StatusCode::kChecksumMismatch);
 }
 
+TEST(CorruptFilesBlobs, NonZeroPaddingIsDetectedWithItsOffset) {
+  const Image clean = build_image(make_test_model());
+  auto good = ModelFile::open_memory("good.qmodel", ByteSpan(clean), OpenOptions{true});
+  ASSERT_TRUE(good.ok()) << good.status().to_string();
+  // The gap between the header and the first blob, a gap between two blobs, the end of the file.
+  const BlobRef first = (*good)->header().tensors[0].blobs[0];
+  const BlobRef nf4_data = (*good)->header().tensors[kNf4].blobs[0];
+  const uint64_t header_end = kPreambleBytes + decode_preamble(clean.data()).header_bytes;
+  good = Status(StatusCode::kNotFound, "release");
+  std::vector<uint64_t> spots = {header_end + 3, first.offset - 1, nf4_data.offset + nf4_data.stored_size};
+  Image tail = clean;
+  tail.push_back(0);
+  spots.push_back(tail.size() - 1);
+  for (const uint64_t at : spots) {
+    Image img = at < clean.size() ? clean : tail;
+    ASSERT_LT(at, img.size());
+    ASSERT_EQ(img[at], 0) << at;  // padding, not a blob byte
+    img[at] = 0x5a;
+    auto lazy = ModelFile::open_memory("pad.qmodel", ByteSpan(img));  // structure is sound
+    ASSERT_TRUE(lazy.ok()) << lazy.status().to_string();
+    const Status st = (*lazy)->verify_checksums();
+    EXPECT_EQ(st.code(), StatusCode::kChecksumMismatch) << at;
+    EXPECT_NE(st.message().find("non-zero byte 0x5a in padding"), std::string::npos) << st.to_string();
+    EXPECT_NE(st.message().find("offset " + std::to_string(at)), std::string::npos) << st.to_string();
+  }
+  // Zero bytes appended after the last blob are padding too: still valid.
+  auto padded = ModelFile::open_memory("tail.qmodel", ByteSpan(tail), OpenOptions{true});
+  EXPECT_TRUE(padded.ok()) << padded.status().to_string();
+}
+
 TEST(CorruptFilesBlobs, BrokenZstdBlobFailsOnAccess) {
   // A blob that claims zstd but holds noise: structurally valid, rejected when decompressed.
   const Image img = build_image(make_test_model(), [](TestModel& m) {

@@ -15,7 +15,7 @@
 namespace qmodel::format {
 
 struct OpenOptions {
-  bool verify_checksums = false;  // also hash every blob (reads the whole file)
+  bool verify_checksums = false;  // also hash every blob and check that all padding is zero (reads the whole file)
 };
 
 class ModelFile {
@@ -35,7 +35,8 @@ class ModelFile {
   // The raw (decompressed) bytes of a blob of this file: a view into the mapping when stored
   // uncompressed; otherwise decompressed once and kept for the ModelFile's lifetime. Thread-safe.
   Result<ByteSpan> blob_bytes(const BlobRef& blob) const;
-  // Hashes every blob and compares with the stored XXH3-64; the error names the tensor.
+  // Hashes every blob and compares with the stored XXH3-64 (the error names the tensor), then checks
+  // that every byte outside the blobs after the header is zero (the error names the offset).
   Status verify_checksums() const;
 
  private:
