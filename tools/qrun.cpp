@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <sstream>
@@ -189,7 +190,16 @@ int run(const Args& a) {
   }
 
   rt::SessionOptions session_options;
-  session_options.max_context = static_cast<uint32_t>(prompt.size() + a.max_new_tokens);
+  uint64_t context = prompt.size() + uint64_t{a.max_new_tokens};
+  // Learned absolute positions end with their table: generation stops there (context full).
+  const qmodel::format::ModelConfig& config = (*model)->config();
+  if ((*model)->header().arch.positions == qmodel::format::PositionKind::kLearned &&
+      config.max_position_embeddings != 0 && context > config.max_position_embeddings) {
+    context = config.max_position_embeddings;
+    std::fprintf(stderr, "note: the model has %u learned positions: generation stops when the context is full\n",
+                 config.max_position_embeddings);
+  }
+  session_options.max_context = static_cast<uint32_t>(std::min<uint64_t>(context, UINT32_MAX));
   auto session = rt::Session::create(**model, session_options);
   if (!session.ok()) return fail(session.status());
 
@@ -269,7 +279,7 @@ int main(int argc, char** argv) {
   app.add_option("--device", a.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app.add_option("--compute-dtype", a.compute_dtype, "bf16, f16 or f32 (CUDA only; the CPU computes in fp32)")
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
-  app.add_option("--threads", a.threads, "worker threads (0 = all cores)");
+  app.add_option("--threads", a.threads, "worker threads (0 = all cores; at most 1024)")->check(CLI::Range(0u, 1024u));
   app.add_flag("--print-ids", a.print_ids, "also print the generated token ids");
   app.add_option("--gpu-memory", a.gpu_memory, "--device cuda: GPU memory budget (6GiB, 5000MB, 90%); blocks that do not "
                                                "fit stream from the file (default: free memory less 256 MiB)");
@@ -295,8 +305,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "qrun: one of --prompt or --prompt-ids is required\n");
     return kExitUsage;
   }
-  if (a.top_p == 0.0f) {
+  if (a.top_p == 0.0f || std::isnan(a.top_p)) {
     std::fprintf(stderr, "qrun: --top-p must be in (0, 1]\n");
+    return kExitUsage;
+  }
+  if (std::isnan(a.temperature) || std::isinf(a.temperature)) {
+    std::fprintf(stderr, "qrun: --temperature must be a finite number >= 0\n");
     return kExitUsage;
   }
   return run(a);

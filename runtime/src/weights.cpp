@@ -196,6 +196,12 @@ Result<ModelWeights> bind_weights(const format::ModelFile& file) {
   const format::ModelConfig& c = header.config;
   const format::ArchSpec& a = header.arch;
   QMODEL_RETURN_IF_ERROR(check_model_config(c, a, file.path()));
+  // Every block has tensors of its own, so a block count beyond the tensor count is a lie; checked
+  // before anything is sized from it.
+  if (c.n_layers > header.tensors.size()) {
+    return Status(StatusCode::kCorruptFile, file.path() + ": config: num_hidden_layers " + std::to_string(c.n_layers) +
+                                                " exceeds the file's " + std::to_string(header.tensors.size()) + " tensors");
+  }
   ModelWeights w;
   w.layers.resize(c.n_layers);
   std::vector<bool> bound(static_cast<size_t>(format::kTensorRoleCount) * (c.n_layers + 1), false);

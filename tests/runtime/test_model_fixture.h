@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <random>
 #include <set>
@@ -20,6 +21,7 @@ struct TinyModelSpec {
   std::string architecture = "LlamaForCausalLM";
   std::string family = "llama";                    // the description's family name
   std::optional<format::ArchSpec> arch;             // replaces the Llama description when set
+  std::function<void(format::ModelHeader&)> edit;   // last edit of the header (hostile files)
   StorageType linear_storage = StorageType::kF32;  // q/k/v/o/gate/up/down
   bool double_quant = false;
   bool tied = true;                         // no lm_head.weight
@@ -176,6 +178,7 @@ inline Status write_tiny_model(const std::string& path, const TinyModelSpec& spe
     t.info.layer = m.layer;
     header.tensors.push_back(t.info);
   }
+  if (spec.edit) spec.edit(header);
   format::WriterOptions options;
   options.overwrite = true;
   auto writer = format::ModelWriter::create(path, options, header);
