@@ -1,13 +1,22 @@
 // qconvert: Hugging Face folder (safetensors F32/F16/BF16) -> one .qmodel file.
 //   qconvert ./Llama-3.1-8B -o llama.nf4dq.qmodel --quant nf4 --double-quant
+//   qconvert ./llama-bnb-4bit -o llama.qmodel          (bitsandbytes folder: imported, not requantized)
+//   qconvert llama.qmodel --to bnb -o ./llama-bnb       (a folder transformers + bitsandbytes load)
+//   qconvert ./Llama-3.1-8B --quant nf4 --double-quant --to bnb -o ./llama-bnb
 // Exit codes: 0 success, 1 conversion failed (nothing written), 2 usage error.
 #include <CLI/CLI.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "progress_bar.h"
 #include "qmodel/converter/arch_config.h"
+#include "qmodel/converter/bnb_export.h"
+#include "qmodel/converter/bnb_import.h"
 #include "qmodel/converter/convert.h"
 
 namespace {
@@ -34,22 +43,55 @@ void print_summary(const qmodel::converter::ConvertOptions& o, const qmodel::con
               static_cast<double>(s.input_bytes) / 1e9);
 }
 
+bool is_regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// A temporary .qmodel beside `output` (for --to bnb from a Hugging Face folder); removed on exit.
+struct TempModel {
+  std::string path;
+  ~TempModel() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+int export_to_bnb(const std::string& model, const std::string& output, bool overwrite) {
+  qmodel::converter::BnbExportOptions e;
+  e.input = model;
+  e.output = output;
+  e.overwrite = overwrite;
+  auto result = qmodel::converter::export_bnb(e);
+  if (!result.ok()) {
+    std::fprintf(stderr, "qconvert: error: %s\n", result.status().to_string().c_str());
+    return 1;
+  }
+  std::printf("Exported %zu tensors (%zu quantized modules) to %s: bitsandbytes folder, model.safetensors %.3f MB\n",
+              result->n_tensors, result->n_quantized, output.c_str(), static_cast<double>(result->bytes) / 1e6);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Quantize a Hugging Face checkpoint (safetensors) into one .qmodel file, bitsandbytes-exact."};
   app.footer("Supported architectures: " + qmodel::converter::supported_architectures() + ".");
   qmodel::converter::ConvertOptions o;
-  std::string quant = "nf4", compute = "bf16", compress = "none";
+  std::string quant, compute, compress = "none", to = "qmodel";
   bool quiet = false;
-  app.add_option("input", o.input, "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")->required();
-  app.add_option("-o,--output", o.output, "output .qmodel file")->required();
-  app.add_option("--quant", quant, "storage of the block Linear weights")
-      ->check(CLI::IsMember({"nf4", "fp4", "int8", "bf16", "f16", "f32"}))->capture_default_str();
+  app.add_option("input", o.input,
+                 "Hugging Face model folder (config.json, *.safetensors, tokenizer.json), a bitsandbytes folder "
+                 "(imported as quantized), or a .qmodel (with --to bnb)")->required();
+  app.add_option("-o,--output", o.output, "output .qmodel file (a folder with --to bnb)")->required();
+  app.add_option("--quant", quant, "storage of the block Linear weights (default nf4; a bitsandbytes folder keeps its own)")
+      ->check(CLI::IsMember({"nf4", "fp4", "int8", "bf16", "f16", "f32"}));
+  app.add_option("--to", to, "output kind: qmodel, or bnb (a Hugging Face folder transformers + bitsandbytes load)")
+      ->check(CLI::IsMember({"qmodel", "bnb"}))->capture_default_str();
   app.add_option("--blocksize", o.block_size, "4-bit block size: 32, 64, ..., 4096")->capture_default_str();
   app.add_flag("--double-quant", o.double_quant, "quantize the absmax constants too (nf4/fp4; 4.127 bits/param at 64)");
-  app.add_option("--compute-dtype", compute, "runtime compute dtype recorded in the file")
-      ->check(CLI::IsMember({"bf16", "f16", "f32"}))->capture_default_str();
+  app.add_option("--compute-dtype", compute, "runtime compute dtype recorded in the file (default bf16; a bitsandbytes "
+                 "folder: its bnb_4bit_compute_dtype)")
+      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   app.add_option("--skip", o.skip_patterns, "keep tensors/modules matching PATTERN unquantized (substring or glob); repeatable");
   app.add_flag("--quantize-lm-head", o.quantize_lm_head, "quantize lm_head too (kept in 16/32-bit by default)");
   app.add_option("--compress", compress, "per-blob compression for transport")
@@ -65,9 +107,45 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "qconvert: %s\nRun with --help for usage.\n", e.what());
     return 2;
   }
-  o.quant = kQuantNames.at(quant);
-  o.compute_dtype = kComputeNames.at(compute);
+  o.quant = kQuantNames.at(quant.empty() ? "nf4" : quant);
+  o.compute_dtype = kComputeNames.at(compute.empty() ? "bf16" : compute);
   o.compression = compress == "zstd" ? qmodel::format::Compression::kZstd : qmodel::format::Compression::kNone;
+  const bool blocksize_given = app.get_option("--blocksize")->count() > 0;
+
+  if (is_regular_file(o.input)) {  // a .qmodel: only --to bnb makes sense
+    if (to != "bnb") {
+      std::fprintf(stderr, "qconvert: %s is a file: give a model folder, or --to bnb to export a .qmodel\n", o.input.c_str());
+      return 2;
+    }
+    if (!quant.empty() || blocksize_given || o.double_quant || !compute.empty() || !o.skip_patterns.empty() ||
+        o.quantize_lm_head) {
+      std::fprintf(stderr, "qconvert: quantization options do not apply to exporting a .qmodel (it is copied as stored)\n");
+      return 2;
+    }
+    return export_to_bnb(o.input, o.output, o.overwrite);
+  }
+  const std::string final_output = o.output;
+  const bool force = o.overwrite;
+  TempModel temp;
+  if (to == "bnb") {
+    struct stat st {};
+    if (::stat(final_output.c_str(), &st) == 0 && !force) {  // refuse before the conversion's work
+      std::fprintf(stderr, "qconvert: error: %s exists (use -f to replace it)\n", final_output.c_str());
+      return 1;
+    }  // convert (or import) to a temporary .qmodel beside the output, then export
+    std::string tmpl = final_output;
+    while (tmpl.size() > 1 && tmpl.back() == '/') tmpl.pop_back();
+    tmpl += ".qmodel.tmp-XXXXXX";
+    const int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) {
+      std::fprintf(stderr, "qconvert: error: cannot create a temporary file %s\n", tmpl.c_str());
+      return 1;
+    }
+    ::close(fd);
+    temp.path = tmpl;
+    o.output = tmpl;
+    o.overwrite = true;
+  }
 
   qmodel::tools::ProgressBar bar("qconvert");
   auto on_progress = [&](const qmodel::converter::ConvertProgress& p) {
@@ -75,12 +153,23 @@ int main(int argc, char** argv) {
     const bool final = p.tensors_done == p.tensors_total && p.current_tensor == nullptr;
     bar.update(p.input_bytes_done, p.input_bytes_total, p.current_tensor ? *p.current_tensor : std::string("done"), final);
   };
-  auto result = qmodel::converter::convert(o, on_progress);
+  auto result = [&]() -> qmodel::Result<qmodel::converter::ConvertSummary> {
+    if (!qmodel::converter::is_bnb_folder(o.input)) return qmodel::converter::convert(o, on_progress);
+    qmodel::converter::BnbImportRequest request;
+    if (!quant.empty()) request.quant = o.quant;
+    if (blocksize_given) request.block_size = o.block_size;
+    request.double_quant = o.double_quant;
+    if (!compute.empty()) request.compute_dtype = o.compute_dtype;
+    return qmodel::converter::import_bnb(o, request, on_progress);
+  }();
   if (!result.ok()) {
     std::fprintf(stderr, "qconvert: error: %s\n", result.status().to_string().c_str());
     return 1;
   }
   for (const std::string& w : result->warnings) std::fprintf(stderr, "qconvert: warning: %s\n", w.c_str());
-  print_summary(o, result.value());
+  qmodel::converter::ConvertOptions shown = o;
+  if (to == "bnb") shown.output = "intermediate .qmodel for " + final_output;
+  print_summary(shown, result.value());
+  if (to == "bnb") return export_to_bnb(o.output, final_output, force);
   return 0;
 }

@@ -12,9 +12,11 @@
 
 #include "encode_tensor.h"
 #include "qmodel/converter/arch_config.h"
+#include "qmodel/converter/bnb_import.h"
 #include "qmodel/converter/checkpoint.h"
 #include "qmodel/converter/hf_config.h"
 #include "qmodel/converter/planner.h"
+#include "qmodel/converter/tokenizer_files.h"
 #include "qmodel/format/writer.h"
 #include "text_file.h"
 #include "thread_pool.h"
@@ -125,6 +127,8 @@ format::ModelHeader skeleton_header(const Plan& plan, const ConvertOptions& o) {
 }  // namespace
 
 Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCallback& progress) {
+  // A bitsandbytes folder is imported as it is quantized, never requantized (bnb_import.h).
+  if (is_bnb_folder(options.input)) return import_bnb(options, BnbImportRequest{}, progress);
   const auto t_start = std::chrono::steady_clock::now();
   QMODEL_RETURN_IF_ERROR(validate_options(options));
   ConvertSummary summary;
@@ -154,21 +158,27 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
     }
     header.files.push_back({name, std::move(text).value()});
   }
-  if (!header.find_file("tokenizer.json")) {
-    summary.warnings.push_back("no tokenizer.json in " + dir + ": the model will run from token ids only");
+  if (!header.find_file("tokenizer.json")) {  // vocab.json + merges.txt or tokenizer.model: synthesize one
+    QMODEL_ASSIGN_OR_RETURN(SynthesizedTokenizer synthesized, synthesize_tokenizer_json(dir, config_text));
+    if (!synthesized.json.empty()) header.files.push_back({"tokenizer.json", std::move(synthesized.json)});
+    for (std::string& w : synthesized.warnings) summary.warnings.push_back(std::move(w));
   }
   if (header.generation.eos_token_ids.empty()) header.generation.eos_token_ids = header.config.eos_token_ids;
 
   Plan plan;
   QMODEL_ASSIGN_OR_RETURN(plan, plan_tensors(checkpoint->tensors(), header.config, header.arch, options));
   for (std::string& w : plan.warnings) summary.warnings.push_back(std::move(w));
+  for (std::string& w : checkpoint->warnings()) summary.warnings.push_back(std::move(w));
 
   // Every file the conversion read: checkpoint files, the shard index, the embedded side files,
   // hashed from memory (the mappings and the texts already read) beside the conversion.
   std::vector<std::pair<std::string, ByteSpan>> sources;
-  for (const std::string& name : checkpoint->files()) sources.emplace_back(name, checkpoint->shard(name)->file_bytes());
-  Result<std::string> index_text = read_text_file_capped(dir + "/model.safetensors.index.json", kMaxSideFileBytes);
-  if (index_text.ok()) sources.emplace_back("model.safetensors.index.json", as_span(index_text.value()));
+  for (const std::string& name : checkpoint->files()) sources.emplace_back(name, checkpoint->file_bytes(name));
+  Result<std::string> index_text = Status(StatusCode::kNotFound, "no index");
+  if (!checkpoint->index_file().empty()) {
+    index_text = read_text_file_capped(dir + "/" + checkpoint->index_file(), kMaxSideFileBytes);
+    if (index_text.ok()) sources.emplace_back(checkpoint->index_file(), as_span(index_text.value()));
+  }
   for (const format::EmbeddedFile& f : header.files) sources.emplace_back(f.name, as_span(f.contents));
   std::future<std::vector<format::SourceFile>> hashes = std::async(std::launch::async, [&sources] {
     std::vector<format::SourceFile> files;

@@ -80,6 +80,10 @@ Result<Plan> plan_tensors(const std::vector<TensorEntry>& tensors, const format:
   std::vector<std::string> unused;
   bool lm_head_stored = false;
   for (const TensorEntry& t : tensors) {
+    if (!t.is_float()) {  // raw U8/I8 entries (bitsandbytes import) are never planned as weights
+      return Status(StatusCode::kUnsupported, "tensor '" + t.name + "': dtype " + st_dtype_name(t.st_dtype) +
+                                                  " is not a float tensor (F32, F16 and BF16 only)");
+    }
     TensorPlan p;
     p.source = &t;
     const format::RoleMatch m = format::match_tensor_role(arch.family, t.name);

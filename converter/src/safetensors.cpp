@@ -25,21 +25,33 @@ struct DTypeInfo {
   uint32_t bits;        // element size in bits
   bool supported;       // F32, F16, BF16
   SourceDType source;   // meaningful when supported
+  bool raw;             // U8, I8: accepted as raw bytes with SafetensorsOptions::allow_u8_i8
+  StDType st;           // meaningful when supported or raw
 };
 
 // Every dtype safetensors defines (as of the cited commit plus the later sub-byte and F8_E8M0
-// additions); only the first three are converted.
+// additions); only the first three are converted, U8 and I8 read as raw bytes on request.
 constexpr DTypeInfo kDTypes[] = {
-    {"F32", 32, true, SourceDType::kF32},   {"F16", 16, true, SourceDType::kF16},
-    {"BF16", 16, true, SourceDType::kBF16}, {"BOOL", 8, false, SourceDType::kF32},
-    {"U8", 8, false, SourceDType::kF32},    {"I8", 8, false, SourceDType::kF32},
-    {"F8_E5M2", 8, false, SourceDType::kF32}, {"F8_E4M3", 8, false, SourceDType::kF32},
-    {"F8_E8M0", 8, false, SourceDType::kF32}, {"I16", 16, false, SourceDType::kF32},
-    {"U16", 16, false, SourceDType::kF32},  {"I32", 32, false, SourceDType::kF32},
-    {"U32", 32, false, SourceDType::kF32},  {"F64", 64, false, SourceDType::kF32},
-    {"I64", 64, false, SourceDType::kF32},  {"U64", 64, false, SourceDType::kF32},
-    {"C64", 64, false, SourceDType::kF32},  {"F4", 4, false, SourceDType::kF32},
-    {"F6_E2M3", 6, false, SourceDType::kF32}, {"F6_E3M2", 6, false, SourceDType::kF32},
+    {"F32", 32, true, SourceDType::kF32, false, StDType::kF32},
+    {"F16", 16, true, SourceDType::kF16, false, StDType::kF16},
+    {"BF16", 16, true, SourceDType::kBF16, false, StDType::kBF16},
+    {"BOOL", 8, false, SourceDType::kF32, false, StDType::kF32},
+    {"U8", 8, false, SourceDType::kF32, true, StDType::kU8},
+    {"I8", 8, false, SourceDType::kF32, true, StDType::kI8},
+    {"F8_E5M2", 8, false, SourceDType::kF32, false, StDType::kF32},
+    {"F8_E4M3", 8, false, SourceDType::kF32, false, StDType::kF32},
+    {"F8_E8M0", 8, false, SourceDType::kF32, false, StDType::kF32},
+    {"I16", 16, false, SourceDType::kF32, false, StDType::kF32},
+    {"U16", 16, false, SourceDType::kF32, false, StDType::kF32},
+    {"I32", 32, false, SourceDType::kF32, false, StDType::kF32},
+    {"U32", 32, false, SourceDType::kF32, false, StDType::kF32},
+    {"F64", 64, false, SourceDType::kF32, false, StDType::kF32},
+    {"I64", 64, false, SourceDType::kF32, false, StDType::kF32},
+    {"U64", 64, false, SourceDType::kF32, false, StDType::kF32},
+    {"C64", 64, false, SourceDType::kF32, false, StDType::kF32},
+    {"F4", 4, false, SourceDType::kF32, false, StDType::kF32},
+    {"F6_E2M3", 6, false, SourceDType::kF32, false, StDType::kF32},
+    {"F6_E3M2", 6, false, SourceDType::kF32, false, StDType::kF32},
 };
 
 const DTypeInfo* find_dtype(const std::string& name) {
@@ -191,9 +203,9 @@ class HeaderParser {
     return Status::ok_status();
   }
 
-  Status reject_unsupported(const std::vector<RawEntry>& entries) const {
+  Status reject_unsupported(const std::vector<RawEntry>& entries, bool allow_raw) const {
     for (const RawEntry& e : entries) {
-      if (!e.dtype->supported) {
+      if (!e.dtype->supported && !(allow_raw && e.dtype->raw)) {
         return Status(StatusCode::kUnsupported,
                       error_location(file_, e.name, absolute(e.begin)) + ": dtype " + e.dtype->name +
                           " is not supported (F32, F16 and BF16 only)");
@@ -245,9 +257,30 @@ const char* safetensors_dtype_name(SourceDType dtype) {
   return "?";
 }
 
+const char* st_dtype_name(StDType dtype) {
+  switch (dtype) {
+    case StDType::kF32: return "F32";
+    case StDType::kF16: return "F16";
+    case StDType::kBF16: return "BF16";
+    case StDType::kU8: return "U8";
+    case StDType::kI8: return "I8";
+  }
+  return "?";
+}
+
+size_t st_dtype_size(StDType dtype) {
+  switch (dtype) {
+    case StDType::kF32: return 4;
+    case StDType::kF16: case StDType::kBF16: return 2;
+    case StDType::kU8: case StDType::kI8: return 1;
+  }
+  return 1;
+}
+
 SafetensorsFile::~SafetensorsFile() = default;
 
-Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path) {
+Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path,
+                                                               const SafetensorsOptions& options) {
   try {
     QMODEL_ASSIGN_OR_RETURN(std::unique_ptr<ReadOnlyMapping> mapping, ReadOnlyMapping::open(path));
     std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
@@ -255,25 +288,27 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
     file->mapping_ = std::move(mapping);
     file->path_ = path;
     file->entry_file_ = base_name(path);
-    return parse(std::move(file));
+    return parse(std::move(file), options);
   } catch (const std::bad_alloc&) {
     return Status(StatusCode::kOutOfMemory, path + ": out of memory reading the safetensors header");
   }
 }
 
-Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open_memory(const std::string& name, ByteSpan bytes) {
+Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open_memory(const std::string& name, ByteSpan bytes,
+                                                                      const SafetensorsOptions& options) {
   try {
     std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
     file->file_bytes_ = bytes;
     file->path_ = name;
     file->entry_file_ = name;
-    return parse(std::move(file));
+    return parse(std::move(file), options);
   } catch (const std::bad_alloc&) {
     return Status(StatusCode::kOutOfMemory, name + ": out of memory reading the safetensors header");
   }
 }
 
-Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(std::unique_ptr<SafetensorsFile> f) {
+Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(std::unique_ptr<SafetensorsFile> f,
+                                                                const SafetensorsOptions& options) {
   const std::string& file = f->path_;
   const ByteSpan bytes = f->file_bytes_;
   if (bytes.size() < kSafetensorsPrefixBytes) {
@@ -312,7 +347,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(std::unique_ptr<
   }
   const uint64_t buffer_bytes = bytes.size() - f->data_offset_;
   QMODEL_RETURN_IF_ERROR(parser.check_layout(&entries, buffer_bytes));
-  QMODEL_RETURN_IF_ERROR(parser.reject_unsupported(entries));
+  QMODEL_RETURN_IF_ERROR(parser.reject_unsupported(entries, options.allow_u8_i8));
 
   f->tensors_.reserve(entries.size());
   const uint8_t* data = bytes.data() + f->data_offset_;
@@ -320,6 +355,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::parse(std::unique_ptr<
     TensorEntry t;
     t.name = std::move(e.name);
     t.dtype = e.dtype->source;
+    t.st_dtype = e.dtype->st;
     t.shape = std::move(e.shape);
     t.bytes = ByteSpan(data + e.begin, static_cast<size_t>(e.end - e.begin));
     t.file = f->entry_file_;
