@@ -105,6 +105,15 @@ def _variants():
         "bloom": ("bloom", 4001, lambda: BloomConfig(
             vocab_size=400, hidden_size=48, n_layer=2, n_head=6,
             hidden_dropout=0.0, attention_dropout=0.0, tie_word_embeddings=True, **_TOK)),
+        # apply_residual_connection_post_layernorm: the residual is the normalised input.
+        "bloom_residual_postln": ("bloom", 4101, lambda: BloomConfig(
+            vocab_size=400, hidden_size=48, n_layer=2, n_head=6, apply_residual_connection_post_layernorm=True,
+            hidden_dropout=0.0, attention_dropout=0.0, tie_word_embeddings=True, **_TOK)),
+        # GPT-2 without 1/sqrt(d) attention scaling, fp32-upcast attention reordering on.
+        "gpt2_unscaled": ("gpt2", 1101, lambda: GPT2Config(
+            vocab_size=400, n_embd=64, n_layer=2, n_head=4, n_positions=64, n_inner=128,
+            activation_function="gelu_new", scale_attn_weights=False, reorder_and_upcast_attn=True,
+            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **_TOK)),
         "gpt_neox": ("gpt_neox", 5001, lambda: GPTNeoXConfig(
             vocab_size=400, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
             intermediate_size=160, hidden_act="gelu", max_position_embeddings=64,

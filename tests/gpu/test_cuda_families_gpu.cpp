@@ -58,7 +58,11 @@ TEST_P(CudaFamilies, SixteenBitComputeStaysClose) {
   ASSERT_FALSE(g.logits.empty());
   testing::TempDir tmp;
   ASSERT_TRUE(testing::convert_family(GetParam(), tmp.file("m.qmodel"), StorageType::kF32).ok());
-  for (const auto& [dtype, bound] : {std::pair{ComputeDType::kBF16, 1.0f}, std::pair{ComputeDType::kF16, 0.15f}}) {
+  // Bounds relative to the largest reference logit (measured under the emulator: bf16 at most
+  // 7.9% and fp16 1.0% of it, both on the unscaled-attention GPT-2; 3% and 0.4% for the others).
+  const float scale = testing::max_abs(g.logits);
+  for (const auto& [dtype, bound] :
+       {std::pair{ComputeDType::kBF16, 0.12f * scale}, std::pair{ComputeDType::kF16, 0.02f * scale}}) {
     const testing::FamilyRun r = testing::run_family_model(tmp.file("m.qmodel"), g, on(Device::kCuda, dtype));
     const float err = testing::max_abs_diff(r.logits, g.logits);
     std::printf("%s cuda %s: max abs %.3g\n", GetParam().c_str(), compute_dtype_name(dtype), err);

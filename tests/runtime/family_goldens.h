@@ -23,8 +23,9 @@ namespace qmodel::testing {
 
 inline const std::vector<std::string>& family_variants() {
   static const std::vector<std::string> kVariants = {
-      "gpt2",          "opt_postln_proj", "opt_preln",          "bloom",           "gpt_neox",
-      "gpt_neox_seq",  "falcon7b",        "falcon_newarch",     "falcon_newarch_1ln", "falcon_rw_alibi"};
+      "gpt2",         "gpt2_unscaled",  "opt_postln_proj",    "opt_preln",       "bloom",
+      "bloom_residual_postln", "gpt_neox", "gpt_neox_seq",   "falcon7b",        "falcon_newarch",
+      "falcon_newarch_1ln", "falcon_rw_alibi"};
   return kVariants;
 }
 
@@ -113,6 +114,14 @@ inline FamilyRun run_family_model(const std::string& path, const FamilyGolden& g
   EXPECT_TRUE(result.ok()) << result.status().to_string();
   if (result.ok()) r.greedy = result->ids;
   return r;
+}
+
+// Largest |x| of the reference logits: 16-bit bounds scale with it (an unscaled-attention variant
+// has logits, and rounding effects, several times larger than the others).
+inline float max_abs(const std::vector<float>& v) {
+  float m = 0.0f;
+  for (float x : v) m = std::max(m, std::fabs(x));
+  return m;
 }
 
 // Largest |a - b|; infinity when the sizes differ or a is empty.
