@@ -1,5 +1,6 @@
 // .qmodel -> bitsandbytes checkpoint folder (bnb_export.h has the mapping).
 #include "qmodel/converter/bnb_export.h"
+#include "qmodel/converter/planner.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -54,17 +55,6 @@ const char* torch_dtype_name(ComputeDType d) {
 
 StDType st_of(SourceDType d) { return static_cast<StDType>(d); }  // F32, F16, BF16 share values
 
-// The Linear weights transformers + bitsandbytes replace (as the planner's list).
-bool is_linear_role(TensorRole r) {
-  switch (r) {
-    case TensorRole::kQ: case TensorRole::kK: case TensorRole::kV: case TensorRole::kQkv: case TensorRole::kO:
-    case TensorRole::kGate: case TensorRole::kUp: case TensorRole::kDown:
-    case TensorRole::kProjectIn: case TensorRole::kProjectOut:
-      return true;
-    default:
-      return false;
-  }
-}
 
 // One safetensors entry: bytes borrowed from the .qmodel mapping or owned here.
 struct OutTensor {
@@ -309,7 +299,7 @@ Result<BnbExportSummary> export_bnb(const BnbExportOptions& options) {
       if (has_suffix(t.name, ".weight")) lm_head_module = strip_weight(t.name);
     }
     if (is_float_storage(t.storage)) {
-      if (is_linear_role(t.role) && t.shape.size() == 2 && has_suffix(t.name, ".weight")) {
+      if (is_quantizable_role(t.role) && t.shape.size() == 2 && has_suffix(t.name, ".weight")) {
         float_linear_modules.push_back(strip_weight(t.name));
       }
       QMODEL_ASSIGN_OR_RETURN(OutTensor o, float_tensor(*file, t));

@@ -19,6 +19,7 @@
 #include "qmodel/format/tensor_roles.h"
 #include "qmodel/format/writer.h"
 #include "strict_json.h"
+#include "side_files.h"
 #include "text_file.h"
 
 #ifndef QMODEL_VERSION_STRING
@@ -31,9 +32,6 @@ namespace {
 using nlohmann::json;
 using format::BlobRole;
 
-constexpr uint64_t kMaxSideFileBytes = 64ull << 20;
-constexpr const char* kOptionalFiles[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                                          "special_tokens_map.json"};
 constexpr const char* kQuantStateInfix = ".quant_state.";
 
 bool is_directory(const std::string& path) {
@@ -328,14 +326,6 @@ Result<QuantizationConfig> read_quantization_config(const std::string& config_te
   return q;
 }
 
-StorageType float_storage_of(SourceDType dtype) {
-  switch (dtype) {
-    case SourceDType::kF32: return StorageType::kF32;
-    case SourceDType::kF16: return StorageType::kF16;
-    case SourceDType::kBF16: return StorageType::kBF16;
-  }
-  return StorageType::kF32;
-}
 
 ByteSpan as_span(const std::string& s) { return ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size()); }
 
@@ -381,27 +371,9 @@ Result<ConvertSummary> import_bnb(const ConvertOptions& options, const BnbImport
   // Config and side files, as convert() embeds them.
   format::ModelHeader header;
   std::string config_text;
-  QMODEL_ASSIGN_OR_RETURN(config_text, read_text_file_capped(dir + "/config.json", kMaxSideFileBytes));
-  QMODEL_ASSIGN_OR_RETURN(header.config, parse_model_config(config_text, dir + "/config.json"));
-  QMODEL_ASSIGN_OR_RETURN(header.arch, derive_architecture(config_text, dir + "/config.json", header.config));
+  QMODEL_ASSIGN_OR_RETURN(config_text, read_side_files(dir, header, summary.warnings));
   QuantizationConfig qconfig;
   QMODEL_ASSIGN_OR_RETURN(qconfig, read_quantization_config(config_text, dir + "/config.json"));
-  header.files.push_back({"config.json", config_text});
-  for (const char* name : kOptionalFiles) {
-    Result<std::string> text = read_text_file_capped(dir + "/" + name, kMaxSideFileBytes);
-    if (!text.ok()) {
-      if (text.status().code() != StatusCode::kNotFound) return text.status();
-      continue;
-    }
-    if (std::string(name) == "generation_config.json") {
-      QMODEL_ASSIGN_OR_RETURN(header.generation, parse_generation_config(text.value(), dir + "/" + name));
-    }
-    header.files.push_back({name, std::move(text).value()});
-  }
-  if (!header.find_file("tokenizer.json")) {
-    summary.warnings.push_back("no tokenizer.json in " + dir + ": the model will run from token ids only");
-  }
-  if (header.generation.eos_token_ids.empty()) header.generation.eos_token_ids = header.config.eos_token_ids;
 
   BnbFiles files;
   QMODEL_ASSIGN_OR_RETURN(files, open_bnb_files(dir));

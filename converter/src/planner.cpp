@@ -25,7 +25,19 @@ std::string module_name(const std::string& tensor_name) {
   return tensor_name;
 }
 
-// The weights bitsandbytes replaces (every nn.Linear / Conv1D but the output embedding).
+bool same_bytes(const TensorEntry& a, const TensorEntry& b) {
+  return a.dtype == b.dtype && a.shape == b.shape && a.bytes.size() == b.bytes.size() &&
+         (a.bytes.data() == b.bytes.data() || std::memcmp(a.bytes.data(), b.bytes.data(), a.bytes.size()) == 0);
+}
+
+Status missing_role(TensorRole role, int32_t layer, const format::ArchSpec& arch) {
+  std::string where = layer >= 0 ? "block " + std::to_string(layer) + " has no " : "the checkpoint has no ";
+  return Status(StatusCode::kCorruptFile, where + format::tensor_role_name(role) + " tensor, which the " + arch.family +
+                                              " architecture needs");
+}
+
+}  // namespace
+
 bool is_quantizable_role(TensorRole r) {
   switch (r) {
     case TensorRole::kQ: case TensorRole::kK: case TensorRole::kV: case TensorRole::kQkv: case TensorRole::kO:
@@ -45,19 +57,6 @@ StorageType float_storage_of(SourceDType dtype) {
   }
   return StorageType::kF32;
 }
-
-bool same_bytes(const TensorEntry& a, const TensorEntry& b) {
-  return a.dtype == b.dtype && a.shape == b.shape && a.bytes.size() == b.bytes.size() &&
-         (a.bytes.data() == b.bytes.data() || std::memcmp(a.bytes.data(), b.bytes.data(), a.bytes.size()) == 0);
-}
-
-Status missing_role(TensorRole role, int32_t layer, const format::ArchSpec& arch) {
-  std::string where = layer >= 0 ? "block " + std::to_string(layer) + " has no " : "the checkpoint has no ";
-  return Status(StatusCode::kCorruptFile, where + format::tensor_role_name(role) + " tensor, which the " + arch.family +
-                                              " architecture needs");
-}
-
-}  // namespace
 
 bool skip_pattern_matches(const std::string& pattern, const std::string& tensor_name) {
   if (pattern.empty()) return false;

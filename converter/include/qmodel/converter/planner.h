@@ -35,6 +35,13 @@ struct Plan {
 // llm_int8_skip_modules matches module names.
 bool skip_pattern_matches(const std::string& pattern, const std::string& tensor_name);
 
+// The weights transformers + bitsandbytes replace: every nn.Linear / Conv1D but the output
+// embedding (q/k/v or fused qkv, o, gate/up/down, OPT's project_in/out).
+bool is_quantizable_role(format::TensorRole role);
+
+// The storage that keeps a source dtype as it is.
+StorageType float_storage_of(SourceDType dtype);
+
 // kCorruptFile naming the missing role and layer when a tensor the architecture needs is absent,
 // or when a role's layer index is beyond num_hidden_layers.
 Result<Plan> plan_tensors(const std::vector<TensorEntry>& tensors, const format::ModelConfig& config,
