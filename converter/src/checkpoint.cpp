@@ -81,29 +81,27 @@ Result<Index> parse_index(const std::string& path) {
 
 Checkpoint::~Checkpoint() = default;
 
-Status Checkpoint::add_shard(std::unique_ptr<SafetensorsFile> shard) {
-  for (const TensorEntry& entry : shard->tensors()) {
+Status Checkpoint::add_entries(const std::string& path, const std::vector<TensorEntry>& entries) {
+  for (const TensorEntry& entry : entries) {
     const auto [it, inserted] = by_name_.emplace(entry.name, tensors_.size());
     if (!inserted) {
-      return corrupt_file(shard->path(), entry.name, static_cast<int64_t>(entry.file_offset),
+      return corrupt_file(path, entry.name, static_cast<int64_t>(entry.file_offset),
                           "tensor also appears in '" + tensors_[it->second].file + "'");
     }
     tensors_.push_back(entry);
   }
+  return Status::ok_status();
+}
+
+Status Checkpoint::add_shard(std::unique_ptr<SafetensorsFile> shard) {
+  QMODEL_RETURN_IF_ERROR(add_entries(shard->path(), shard->tensors()));
   shards_.push_back(std::move(shard));
   torch_shards_.push_back(nullptr);
   return Status::ok_status();
 }
 
 Status Checkpoint::add_torch_shard(std::unique_ptr<TorchFile> shard) {
-  for (const TensorEntry& entry : shard->tensors()) {
-    const auto [it, inserted] = by_name_.emplace(entry.name, tensors_.size());
-    if (!inserted) {
-      return corrupt_file(shard->path(), entry.name, static_cast<int64_t>(entry.file_offset),
-                          "tensor also appears in '" + tensors_[it->second].file + "'");
-    }
-    tensors_.push_back(entry);
-  }
+  QMODEL_RETURN_IF_ERROR(add_entries(shard->path(), shard->tensors()));
   for (const SkippedTensor& t : shard->skipped()) skipped_.push_back(t);
   torch_shards_.push_back(std::move(shard));
   shards_.push_back(nullptr);

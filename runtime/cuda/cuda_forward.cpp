@@ -284,11 +284,7 @@ Status CudaForward::enqueue_mlp(size_t l, const void* in, size_t m, void* out) {
     const float* gate_up_bias[2] = {L.b_gate, L.b_up};
     void* gate_up_out[2] = {gate_, up_};
     QMODEL_RETURN_IF_ERROR(linear_multi(in, m, gate_up, gate_up_bias, gate_up_out, 2));
-    if (arch_.activation == format::Activation::kSilu) {
-      QMODEL_RETURN_IF_ERROR(silu_mul(act_, gate_, up_, count, gate_, stream_));
-    } else {
-      QMODEL_RETURN_IF_ERROR(activation_mul(act_, arch_.activation, gate_, up_, count, gate_, stream_));
-    }
+    QMODEL_RETURN_IF_ERROR(activation_mul(act_, arch_.activation, gate_, up_, count, gate_, stream_));
   } else {
     QMODEL_RETURN_IF_ERROR(linear(in, m, L.w_up, L.b_up, gate_));
     QMODEL_RETURN_IF_ERROR(activation_mul(act_, arch_.activation, gate_, nullptr, count, gate_, stream_));

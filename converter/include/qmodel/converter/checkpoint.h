@@ -68,6 +68,8 @@ class Checkpoint {
 
  private:
   Checkpoint() = default;
+  // Indexes one file's entries by name; a name seen in an earlier file is kCorruptFile.
+  Status add_entries(const std::string& path, const std::vector<TensorEntry>& entries);
   Status add_shard(std::unique_ptr<SafetensorsFile> shard);
   Status add_torch_shard(std::unique_ptr<TorchFile> shard);
   static Result<std::unique_ptr<Checkpoint>> open_torch(const std::string& dir, std::unique_ptr<Checkpoint> ckpt);
