@@ -8,6 +8,7 @@ QMODEL_DEBIAN_PACKAGES=(
   libcli11-dev                              # command lines
   libeigen3-dev                             # CPU backend
   nlohmann-json3-dev libpcre2-dev           # JSON (safetensors headers, configs, tokenizer.json), tokenizer regexes
+  libsodium-dev                             # Ed25519 signatures of .qmodel files
   libgtest-dev libbenchmark-dev             # tests, CPU benchmarks
 )
 missing=()

@@ -3,12 +3,16 @@
 //   qconvert ./llama-bnb-4bit -o llama.qmodel          (bitsandbytes folder: imported, not requantized)
 //   qconvert llama.qmodel --to bnb -o ./llama-bnb       (a folder transformers + bitsandbytes load)
 //   qconvert ./Llama-3.1-8B --quant nf4 --double-quant --to bnb -o ./llama-bnb
-// Exit codes: 0 success, 1 conversion failed (nothing written), 2 usage error.
+//   qconvert ./Llama-3.1-8B -o llama.qmodel --sign publisher.key   (Ed25519, key from qkeygen)
+// Exit codes: 0 success, 1 conversion failed (nothing written), 2 usage error, 130/143 interrupted
+// by SIGINT/SIGTERM (nothing written).
 #include <CLI/CLI.hpp>
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -18,6 +22,7 @@
 #include "qmodel/converter/bnb_export.h"
 #include "qmodel/converter/bnb_import.h"
 #include "qmodel/converter/convert.h"
+#include "qmodel/format/fault_guard.h"
 
 namespace {
 
@@ -48,13 +53,43 @@ bool is_regular_file(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// A temporary .qmodel beside `output` (for --to bnb from a Hugging Face folder); removed on exit.
+// A temporary .qmodel beside `output` (for --to bnb from a Hugging Face folder); removed on exit,
+// and by the signal handlers below.
 struct TempModel {
   std::string path;
+  qmodel::format::RegisteredTempFile registration;
   ~TempModel() {
     if (!path.empty()) ::unlink(path.c_str());
   }
 };
+
+// SIGINT/SIGTERM: the first asks the conversion to stop between tensors (it then removes its
+// temporary file and reports); a second one, or one outside the conversion, removes the registered
+// temporary files and ends the process at once. The output is never published either way.
+std::atomic<bool> g_cancel{false};
+std::atomic<int> g_signal{0};
+std::atomic<bool> g_cancellable{false};
+
+void on_interrupt(int sig) {
+  const bool second = g_signal.exchange(sig) != 0;
+  if (g_cancellable.load() && !second) {
+    g_cancel.store(true);
+    return;
+  }
+  static const char kMessage[] = "\nqconvert: interrupted; nothing was written\n";
+  (void)!::write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+  qmodel::format::remove_registered_temp_files();
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void install_interrupt_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
 
 int export_to_bnb(const std::string& model, const std::string& output, bool overwrite) {
   qmodel::converter::BnbExportOptions e;
@@ -77,7 +112,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Quantize a Hugging Face checkpoint (safetensors) into one .qmodel file, bitsandbytes-exact."};
   app.footer("Supported architectures: " + qmodel::converter::supported_architectures() + ".");
   qmodel::converter::ConvertOptions o;
-  std::string quant, compute, compress = "none", to = "qmodel";
+  std::string quant, compute, compress = "none", to = "qmodel", sign_key_file;
   bool quiet = false;
   app.add_option("input", o.input,
                  "Hugging Face model folder (config.json, *.safetensors, tokenizer.json), a bitsandbytes folder "
@@ -97,6 +132,8 @@ int main(int argc, char** argv) {
   app.add_option("--compress", compress, "per-blob compression for transport")
       ->check(CLI::IsMember({"none", "zstd"}))->capture_default_str();
   app.add_option("--threads", o.n_threads, "worker threads (0 = all cores); output is identical for any count");
+  app.add_option("--sign", sign_key_file, "sign the .qmodel with this Ed25519 secret key (from qkeygen)")
+      ->check(CLI::ExistingFile);
   app.add_flag("-f,--force", o.overwrite, "overwrite OUTPUT if it exists");
   app.add_flag("-q,--quiet", quiet, "no progress bar");
   try {
@@ -107,6 +144,21 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "qconvert: %s\nRun with --help for usage.\n", e.what());
     return 2;
   }
+  qmodel::format::install_fault_guard("qconvert");
+  install_interrupt_handlers();
+  if (!sign_key_file.empty()) {
+    if (to == "bnb") {
+      std::fprintf(stderr, "qconvert: --sign applies to .qmodel output, not to a bitsandbytes folder\n");
+      return 2;
+    }
+    auto key = qmodel::format::load_secret_key(sign_key_file);
+    if (!key.ok()) {
+      std::fprintf(stderr, "qconvert: error: %s\n", key.status().to_string().c_str());
+      return 2;
+    }
+    o.signing_key = key.value();
+  }
+  o.cancel = &g_cancel;
   o.quant = kQuantNames.at(quant.empty() ? "nf4" : quant);
   o.compute_dtype = kComputeNames.at(compute.empty() ? "bf16" : compute);
   o.compression = compress == "zstd" ? qmodel::format::Compression::kZstd : qmodel::format::Compression::kNone;
@@ -143,6 +195,7 @@ int main(int argc, char** argv) {
     }
     ::close(fd);
     temp.path = tmpl;
+    temp.registration = qmodel::format::RegisteredTempFile(tmpl);
     o.output = tmpl;
     o.overwrite = true;
   }
@@ -153,6 +206,7 @@ int main(int argc, char** argv) {
     const bool final = p.tensors_done == p.tensors_total && p.current_tensor == nullptr;
     bar.update(p.input_bytes_done, p.input_bytes_total, p.current_tensor ? *p.current_tensor : std::string("done"), final);
   };
+  g_cancellable.store(true);
   auto result = [&]() -> qmodel::Result<qmodel::converter::ConvertSummary> {
     if (!qmodel::converter::is_bnb_folder(o.input)) return qmodel::converter::convert(o, on_progress);
     qmodel::converter::BnbImportRequest request;
@@ -162,6 +216,11 @@ int main(int argc, char** argv) {
     if (!compute.empty()) request.compute_dtype = o.compute_dtype;
     return qmodel::converter::import_bnb(o, request, on_progress);
   }();
+  g_cancellable.store(false);
+  if (!result.ok() && result.status().code() == qmodel::StatusCode::kCancelled) {
+    std::fprintf(stderr, "\nqconvert: interrupted (%s); nothing was written\n", g_signal.load() == SIGTERM ? "SIGTERM" : "SIGINT");
+    return 128 + g_signal.load();
+  }
   if (!result.ok()) {
     std::fprintf(stderr, "qconvert: error: %s\n", result.status().to_string().c_str());
     return 1;

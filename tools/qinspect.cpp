@@ -1,6 +1,8 @@
 // qinspect: show and verify a .qmodel file.
 //   qinspect model.qmodel                 header summary and per-tensor table
-//   qinspect model.qmodel --verify        also check every blob's XXH3-64 checksum
+//   qinspect model.qmodel --verify        also check every blob's XXH3-64 checksum, the zero padding
+//                                         and, when the file is signed, its signature
+//   qinspect model.qmodel --verify --trusted-key publisher.pub   and require that key's signature
 //   qinspect model.qmodel --json          the header as JSON
 //   qinspect model.qmodel --dequantize out.safetensors   every tensor dequantized to F32
 // Exit codes: 0 ok, 1 invalid file or failed check, 2 usage error.
@@ -14,6 +16,7 @@
 
 #include "inspect_support.h"
 #include "qmodel/runtime/offload_plan.h"
+#include "qmodel/format/fault_guard.h"
 #include "qmodel/format/reader.h"
 #include "qmodel/runtime/weight_view.h"
 
@@ -160,13 +163,16 @@ int print_fit(const ModelFile& model, const std::string& fit, uint32_t context, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  qmodel::format::install_fault_guard("qinspect");
   CLI::App app{"Show and verify a .qmodel file."};
-  std::string path, dequantize_out, fit, compute_dtype;
+  std::string path, dequantize_out, fit, compute_dtype, trusted_key_file;
   bool verify = false, json = false;
   uint32_t context = 0, prefill_chunk = 256;
   double bus_gbs = 54.0, device_gbs = 3100.0;
   app.add_option("file", path, ".qmodel file")->required();
-  app.add_flag("--verify", verify, "check the XXH3-64 checksum of every blob");
+  app.add_flag("--verify", verify, "check every blob's XXH3-64 checksum, that all padding is zero, and a signature if present");
+  app.add_option("--trusted-key", trusted_key_file, "require an Ed25519 signature by this public key (from qkeygen)")
+      ->check(CLI::ExistingFile);
   app.add_flag("--json", json, "print the header as JSON");
   app.add_option("--dequantize", dequantize_out, "write every tensor dequantized to F32 into this .safetensors file");
   app.add_option("--fit", fit, "plan a GPU memory budget (e.g. 6GiB, 5000MB): what stays resident, what streams, "
@@ -186,7 +192,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "qinspect: %s\nRun with --help for usage.\n", e.what());
     return 2;
   }
-  auto file = ModelFile::open(path);
+  qmodel::format::OpenOptions open_options;
+  if (!trusted_key_file.empty()) {
+    auto key = qmodel::format::load_public_key(trusted_key_file);
+    if (!key.ok()) {
+      std::fprintf(stderr, "qinspect: error: %s\n", key.status().to_string().c_str());
+      return 2;
+    }
+    open_options.trusted_key = key.value();
+  }
+  auto file = ModelFile::open(path, open_options);
   if (!file.ok()) {
     std::fprintf(stderr, "qinspect: error: %s\n", file.status().to_string().c_str());
     return 1;
@@ -207,8 +222,21 @@ int main(int argc, char** argv) {
     }
     size_t n_blobs = 0;
     for (const auto& t : model.header().tensors) n_blobs += t.blobs.size();
-    std::fprintf(stderr, "verify: OK, %zu blobs of %zu tensors match their XXH3-64 checksums\n", n_blobs,
-                 model.header().tensors.size());
+    std::fprintf(stderr, "verify: OK, %zu blobs of %zu tensors match their XXH3-64 checksums, all padding is zero\n",
+                 n_blobs, model.header().tensors.size());
+  }
+  if (const auto& signature = model.signature()) {
+    if (open_options.trusted_key) {
+      std::fprintf(stderr, "signature: OK, signed by the trusted key %s\n", signature->signer.fingerprint().c_str());
+    } else if (verify) {
+      std::fprintf(stderr, "signature: valid under the key it names, %s (give --trusted-key to require a key)\n",
+                   signature->signer.fingerprint().c_str());
+    } else {
+      std::fprintf(stderr, "signature: signed by key %s (not checked: use --verify or --trusted-key)\n",
+                   signature->signer.fingerprint().c_str());
+    }
+  } else if (verify) {
+    std::fprintf(stderr, "signature: none (the file is not signed)\n");
   }
   if (!dequantize_out.empty()) {
     qmodel::Status st = write_dequantized(model, dequantize_out);

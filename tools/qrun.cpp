@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "qmodel/format/fault_guard.h"
 #include "qmodel/runtime/bench.h"
 #include "qmodel/runtime/model.h"
 #include "qmodel/runtime/npy.h"
@@ -35,7 +36,7 @@ struct Args {
   unsigned threads = 0;
   bool print_ids = false;
   bool ignore_eos = false;
-  std::string stop_ids, gpu_memory;
+  std::string stop_ids, gpu_memory, trusted_key;
   bool bench = false;
   std::string bench_prefill = "128,512,2048", bench_json;
   uint32_t bench_decode = 256, bench_repeats = 3;
@@ -149,6 +150,14 @@ int run(const Args& a) {
     ids_from_args = std::move(ids).value();
   }
   rt::ModelOptions model_options;
+  if (!a.trusted_key.empty()) {
+    auto key = qmodel::format::load_public_key(a.trusted_key);
+    if (!key.ok()) {
+      std::fprintf(stderr, "qrun: --trusted-key: %s\n", key.status().message().c_str());
+      return kExitUsage;
+    }
+    model_options.trusted_key = key.value();
+  }
   model_options.device = a.device == "cuda" ? rt::Device::kCuda : rt::Device::kCpu;
   model_options.n_threads = a.threads;
   if (a.compute_dtype == "bf16") model_options.compute_dtype = qmodel::ComputeDType::kBF16;
@@ -264,6 +273,7 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  qmodel::format::install_fault_guard("qrun");
   CLI::App app{"qrun: generate text with a .qmodel file on the CPU (fp32 reference) or a CUDA GPU"};
   Args a;
   app.add_option("model", a.model_path, "the .qmodel file")->required();
@@ -283,6 +293,8 @@ int main(int argc, char** argv) {
   app.add_flag("--print-ids", a.print_ids, "also print the generated token ids");
   app.add_option("--gpu-memory", a.gpu_memory, "--device cuda: GPU memory budget (6GiB, 5000MB, 90%); blocks that do not "
                                                "fit stream from the file (default: free memory less 256 MiB)");
+  app.add_option("--trusted-key", a.trusted_key, "refuse the file unless it is signed by this Ed25519 public key (qkeygen)")
+      ->check(CLI::ExistingFile);
   app.add_flag("--ignore-eos", a.ignore_eos, "do not stop at the model's EOS ids: generate exactly --max-new-tokens");
   app.add_option("--stop-ids", a.stop_ids, "extra ids that end generation, e.g. \"2 32000\" (ids outside the vocabulary "
                                            "are ignored with a warning)");

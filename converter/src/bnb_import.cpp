@@ -497,10 +497,7 @@ Result<ConvertSummary> import_bnb(const ConvertOptions& options, const BnbImport
   header.provenance.options = opts.str();
   for (const auto& source : sources) header.provenance.source_files.push_back({source.first, 0, 0});
 
-  format::WriterOptions wopts;
-  wopts.alignment = options.alignment;
-  wopts.compression = options.compression;
-  wopts.overwrite = options.overwrite;
+  const format::WriterOptions wopts = writer_options(options);
   std::unique_ptr<format::ModelWriter> writer;
   QMODEL_ASSIGN_OR_RETURN(writer, format::ModelWriter::create(options.output, wopts, header));
 
@@ -522,6 +519,7 @@ Result<ConvertSummary> import_bnb(const ConvertOptions& options, const BnbImport
     format::TensorInfo& info = header.tensors[i];
     prog.current_tensor = &info.name;
     if (progress) progress(prog);
+    QMODEL_RETURN_IF_ERROR(check_cancelled(options));
     std::vector<std::pair<BlobRole, const TensorEntry*>> blobs;
     if (bnb_of[i]) {
       blobs = bnb_of[i]->blobs;

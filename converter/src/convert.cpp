@@ -173,10 +173,7 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
   skeleton.quant_settings = header.quant_settings;
   skeleton.provenance = header.provenance;
 
-  format::WriterOptions wopts;
-  wopts.alignment = options.alignment;
-  wopts.compression = options.compression;
-  wopts.overwrite = options.overwrite;
+  const format::WriterOptions wopts = writer_options(options);
   std::unique_ptr<format::ModelWriter> writer;
   QMODEL_ASSIGN_OR_RETURN(writer, format::ModelWriter::create(options.output, wopts, skeleton));
 
@@ -212,6 +209,7 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
     format::TensorInfo& info = header.tensors[i];
     prog.current_tensor = &info.name;
     if (progress) progress(prog);
+    QMODEL_RETURN_IF_ERROR(check_cancelled(options));  // pending_write's destructor waits for the write
     const TensorEntry* source = p.source;
     if (p.transpose) source = &transposed[i % 2].of(*p.source);
     Result<EncodedTensor> encoded = encoder.encode(*source, p.storage);
@@ -240,6 +238,20 @@ Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCall
   summary.bits_per_param = summary.n_params ? 8.0 * static_cast<double>(summary.data_bytes) / static_cast<double>(summary.n_params) : 0.0;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return summary;
+}
+
+format::WriterOptions writer_options(const ConvertOptions& options) {
+  format::WriterOptions w;
+  w.alignment = options.alignment;
+  w.compression = options.compression;
+  w.overwrite = options.overwrite;
+  w.signing_key = options.signing_key;
+  return w;
+}
+
+Status check_cancelled(const ConvertOptions& options) {
+  if (options.cancel == nullptr || !options.cancel->load(std::memory_order_relaxed)) return Status();
+  return Status(StatusCode::kCancelled, options.output + ": conversion interrupted; nothing was written");
 }
 
 }  // namespace qmodel::converter

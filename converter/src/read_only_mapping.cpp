@@ -50,6 +50,7 @@ Result<std::unique_ptr<ReadOnlyMapping>> ReadOnlyMapping::open(const std::string
     if (data) ::munmap(const_cast<uint8_t*>(data), size);
     return Status(StatusCode::kOutOfMemory, path + ": out of memory");
   }
+  if (data) mapping->guard_ = format::GuardedMapping(data, size, path);
   return mapping;
 }
 

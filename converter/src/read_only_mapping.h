@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "qmodel/format/fault_guard.h"
 #include "qmodel/format/span.h"
 #include "qmodel/format/status.h"
 
@@ -33,6 +34,7 @@ class ReadOnlyMapping {
 
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  format::GuardedMapping guard_;  // a source truncated mid-conversion is a clear error, not "Bus error"
 };
 
 }  // namespace qmodel::converter

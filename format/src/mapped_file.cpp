@@ -45,17 +45,20 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
   const int err = errno;
   ::close(fd);  // the mapping keeps its own reference to the file
   if (addr == MAP_FAILED) return io_error(path, std::string("mmap failed: ") + std::strerror(err));
-  return MappedFile(addr, size);
+  return MappedFile(addr, size, path);
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
-    : addr_(std::exchange(other.addr_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    : addr_(std::exchange(other.addr_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      guard_(std::move(other.guard_)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {
     if (addr_ != nullptr) ::munmap(addr_, size_);
     addr_ = std::exchange(other.addr_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    guard_ = std::move(other.guard_);
   }
   return *this;
 }

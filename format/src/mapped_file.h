@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <string>
 
+#include "qmodel/format/fault_guard.h"
 #include "qmodel/format/span.h"
 #include "qmodel/format/status.h"
 
@@ -25,9 +26,10 @@ class MappedFile {
   ByteSpan bytes() const { return ByteSpan(static_cast<const uint8_t*>(addr_), size_); }
 
  private:
-  MappedFile(void* addr, size_t size) : addr_(addr), size_(size) {}
+  MappedFile(void* addr, size_t size, const std::string& path) : addr_(addr), size_(size), guard_(addr, size, path) {}
   void* addr_ = nullptr;
   size_t size_ = 0;
+  GuardedMapping guard_;  // a file truncated while mapped is a clear error, not a bare bus error
 };
 
 }  // namespace qmodel::format

@@ -12,6 +12,7 @@
 #include "codec.h"
 #include "mapped_file.h"
 #include "qmodel/format/preamble.h"
+#include "qmodel/format/signing.h"
 #include "verify.h"
 
 namespace qmodel::format {
@@ -28,6 +29,7 @@ struct ModelFile::Impl {
   ByteSpan bytes;
   ModelHeader header;
   std::vector<BlobEntry> blobs;  // every blob, sorted by offset (verified not to overlap)
+  std::optional<SignatureInfo> signature;  // a signature trailer at the end, not yet trusted
 
   mutable std::mutex mutex;
   mutable std::map<uint64_t, std::vector<uint8_t>> decompressed;  // by blob offset
@@ -54,7 +56,16 @@ struct ModelFile::Impl {
   Status verify(const OpenOptions& options) {
     QMODEL_ASSIGN_OR_RETURN(header, verify_model(path, bytes));
     index_blobs();
+    signature = find_signature(bytes, data_end());
+    if (options.trusted_key) QMODEL_RETURN_IF_ERROR(verify_signature(path, bytes, data_end(), *options.trusted_key));
     return options.verify_checksums ? checksum_all() : Status();
+  }
+
+  // End of the header and of every blob: a signature trailer can only start here or later.
+  uint64_t data_end() const {
+    uint64_t end = kPreambleBytes + decode_preamble(bytes.data()).header_bytes;  // verified at open
+    if (!blobs.empty()) end = std::max(end, blobs.back().offset + blobs.back().blob->stored_size);
+    return end;
   }
 
   Status checksum_all() const {
@@ -70,7 +81,10 @@ struct ModelFile::Impl {
         }
       }
     }
-    return check_padding();
+    QMODEL_RETURN_IF_ERROR(check_padding());
+    // A trailer no key was asked for still has to be a valid signature under the key it names, so
+    // its bytes cannot carry anything else either.
+    return signature ? verify_signature(path, bytes, data_end(), signature->signer) : Status();
   }
 
   // Every byte of the data section outside the blobs (alignment padding, trailing bytes) must be
@@ -93,7 +107,7 @@ struct ModelFile::Impl {
       QMODEL_RETURN_IF_ERROR(zero_until(e.offset));
       pos = std::max(pos, e.offset + e.blob->stored_size);
     }
-    return zero_until(bytes.size());
+    return zero_until(signature ? signature->trailer_offset : bytes.size());
   }
 
   uint64_t first_non_zero(uint64_t begin, uint64_t end) const {
@@ -159,6 +173,7 @@ Result<std::unique_ptr<ModelFile>> ModelFile::open_memory(const std::string& nam
 const std::string& ModelFile::path() const { return impl_->path; }
 const ModelHeader& ModelFile::header() const { return impl_->header; }
 ByteSpan ModelFile::file_bytes() const { return impl_->bytes; }
+const std::optional<SignatureInfo>& ModelFile::signature() const { return impl_->signature; }
 
 Result<ByteSpan> ModelFile::blob_bytes(const BlobRef& blob) const {
   const Impl::BlobEntry* entry = impl_->find(blob);

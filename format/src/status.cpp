@@ -13,6 +13,7 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kCuda: return "cuda error";
     case StatusCode::kNotFound: return "not found";
     case StatusCode::kChecksumMismatch: return "checksum mismatch";
+    case StatusCode::kCancelled: return "cancelled";
   }
   return "unknown";
 }

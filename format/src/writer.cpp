@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "fb_convert.h"
+#include "qmodel/format/fault_guard.h"
 #include "qmodel/format/preamble.h"
 #include "verify_semantics.h"
 
@@ -102,6 +103,7 @@ Status publish(const std::string& tmp, const std::string& path, bool overwrite) 
 struct ModelWriter::Impl {
   std::string path;
   std::string tmp_path;
+  RegisteredTempFile tmp_registration;  // a fatal signal handler (fault_guard.h) removes tmp_path too
   WriterOptions options;
   int fd = -1;
   uint64_t reserved_header_bytes = 0;
@@ -120,6 +122,25 @@ struct ModelWriter::Impl {
 
   Result<BlobRef> append(BlobRole role, ByteSpan bytes);
   Status finish(ModelHeader header);
+
+  // Reads the first `file_bytes` bytes back (the page cache has them), signs them and appends the
+  // trailer at `file_bytes`.
+  Status append_signature(uint64_t file_bytes) {
+    const std::string& name = tmp_path.empty() ? path : tmp_path;
+    auto read_back = [&](uint64_t offset, uint8_t* buffer, size_t n) -> Status {
+      size_t done = 0;
+      while (done < n) {
+        const ssize_t r = ::pread(fd, buffer + done, n - done, static_cast<off_t>(offset + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return io_error(name, "reading back for the signature failed", errno);
+        if (r == 0) std::memset(buffer + done, 0, n - done);  // a hole at the end reads as zeros
+        done = r == 0 ? n : done + static_cast<size_t>(r);
+      }
+      return Status();
+    };
+    QMODEL_ASSIGN_OR_RETURN(const auto trailer, make_signature_trailer(file_bytes, read_back, *options.signing_key));
+    return pwrite_all(fd, trailer.data(), trailer.size(), file_bytes, name);
+  }
 };
 
 Result<BlobRef> ModelWriter::Impl::append(BlobRole role, ByteSpan bytes) {
@@ -187,6 +208,7 @@ Status ModelWriter::Impl::finish(ModelHeader header) {
   encode_preamble(preamble, head.data());
   std::memcpy(head.data() + kPreambleBytes, header_bytes.data(), header_bytes.size());
   QMODEL_RETURN_IF_ERROR(pwrite_all(fd, head.data(), head.size(), 0, tmp_path.empty() ? path : tmp_path));
+  if (options.signing_key) QMODEL_RETURN_IF_ERROR(append_signature(std::max<uint64_t>(file_end, head.size())));
   if (::fsync(fd) != 0) return io_error(tmp_path.empty() ? path : tmp_path, "fsync failed", errno);
   if (tmp_path.empty()) {  // unnamed O_TMPFILE inode: give it a temporary name only now
     const std::string fd_path = "/proc/self/fd/" + std::to_string(fd);
@@ -195,11 +217,13 @@ Status ModelWriter::Impl::finish(ModelHeader header) {
       return io_error(name, "cannot link the finished file", errno);
     }
     tmp_path = name;  // from here the destructor unlinks it if publishing fails
+    tmp_registration = RegisteredTempFile(tmp_path);
   }
   const int rc = ::close(fd);
   fd = -1;
   if (rc != 0) return io_error(tmp_path, "close failed", errno);
   QMODEL_RETURN_IF_ERROR(publish(tmp_path, path, options.overwrite));
+  tmp_registration.release();
   finished = true;
   dead = false;
   return fsync_dir(path);
@@ -226,6 +250,10 @@ Result<std::unique_ptr<ModelWriter>> ModelWriter::create(const std::string& path
     if (::stat(path.c_str(), &st) == 0) {
       if (S_ISDIR(st.st_mode)) return Status(StatusCode::kInvalidArgument, path + ": is a directory");
       if (!options.overwrite) return Status(StatusCode::kInvalidArgument, path + ": already exists (overwrite not set)");
+    } else if (::lstat(path.c_str(), &st) == 0 && !options.overwrite) {
+      // A dangling symbolic link is a name that exists: publishing would replace the link itself.
+      return Status(StatusCode::kInvalidArgument,
+                    path + ": already exists as a dangling symbolic link (overwrite replaces the link, not its target)");
     }
 
     struct stat dir_st {};
@@ -250,13 +278,14 @@ Result<std::unique_ptr<ModelWriter>> ModelWriter::create(const std::string& path
     // Preferably an unnamed inode in the target directory (O_TMPFILE): a conversion that is killed
     // leaves nothing behind, not even a temporary file. File systems without it get a named
     // temporary file, removed by the destructor.
-    impl->fd = ::open(dir_of(path).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    impl->fd = ::open(dir_of(path).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
     if (impl->fd < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL && errno != ENOENT) {
-      return io_error(dir_of(path), "cannot create a temporary file in the directory", errno);
+      return io_error(path, "cannot create a temporary file in " + dir_of(path), errno);
     }
     for (int attempt = 0; attempt < 8 && impl->fd < 0; ++attempt) {
       impl->tmp_path = temp_path_for(path);
-      impl->fd = ::open(impl->tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      impl->fd = ::open(impl->tmp_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (impl->fd >= 0) impl->tmp_registration = RegisteredTempFile(impl->tmp_path);
       if (impl->fd < 0 && errno != EEXIST) {
         const int err = errno;
         const std::string tmp = impl->tmp_path;

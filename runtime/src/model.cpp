@@ -25,6 +25,7 @@ Result<std::unique_ptr<Model>> Model::open(const std::string& path, const ModelO
   impl->options = options;
   format::OpenOptions open_options;
   open_options.verify_checksums = options.verify_checksums;
+  open_options.trusted_key = options.trusted_key;
   QMODEL_ASSIGN_OR_RETURN(impl->file, format::ModelFile::open(path, open_options));
   QMODEL_ASSIGN_OR_RETURN(impl->weights, bind_weights(*impl->file));
   if (options.device == Device::kCuda) {

@@ -1,10 +1,13 @@
 // Binds a verified ModelFile's tensors to the Llama graph: name lookup, shape checks, WeightViews.
 #include "weights.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "qmodel/format/half.h"
 #include "qmodel/format/tensor_roles.h"
+#include "rope.h"
 
 namespace qmodel::runtime {
 namespace {
@@ -108,6 +111,13 @@ Status check_model_config(const format::ModelConfig& c, const format::ArchSpec& 
                  std::to_string(c.head_dim));
     }
     if (!(c.rope_theta > 0.0f) || !std::isfinite(c.rope_theta)) return bad("rope_theta is not a finite value > 0");
+    // The scaling parameters too (factor, llama3 bands), so a bad one is refused at open rather
+    // than when the first session is created; the frequencies must come out finite.
+    auto inv_freq = rope_inv_freq(c, a.rotary_dim);
+    if (!inv_freq.ok()) return bad(inv_freq.status().message());
+    for (float f : *inv_freq) {
+      if (!std::isfinite(f)) return bad("rope_theta and rope_scaling give a non-finite frequency");
+    }
   }
   if (a.project_in_out == (a.embed_dim == c.hidden_size)) {
     return bad("the embedding width " + std::to_string(a.embed_dim) + " and the input/output projections disagree");
@@ -189,6 +199,49 @@ kernels::WeightView* slot_of(format::TensorRole role, ModelWeights& w, LayerWeig
   }
 }
 
+// Scale constants (absmax, nested absmax, INT8 row scales) and 1-D float parameters (norm weights,
+// biases) must be finite: a NaN there is never a real checkpoint, and it would turn every logit
+// into NaN silently. Checked at open (these are small next to the weights); the large matrices
+// are not scanned.
+Status check_finite_parameters(const format::ModelFile& file, const TensorInfo& t, const kernels::WeightView& v) {
+  auto first_bad_float = [](const float* p, size_t n) -> int64_t {
+    for (size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(p[i])) return static_cast<int64_t>(i);
+    }
+    return -1;
+  };
+  auto check = [&](const float* p, size_t n, const char* what) -> Status {
+    if (p == nullptr) return Status();
+    const int64_t bad = first_bad_float(p, n);
+    if (bad < 0) return Status();
+    return corrupt_file(file.path(), t.name, -1, std::string(what) + " " + std::to_string(bad) + " is " +
+                                                    std::to_string(p[bad]) + " (scale constants must be finite)");
+  };
+  const size_t n = v.rows * v.cols;
+  if (v.storage == StorageType::kNF4 || v.storage == StorageType::kFP4) {
+    const size_t blocks = (n + v.block_size - 1) / v.block_size;
+    QMODEL_RETURN_IF_ERROR(check(v.absmax, blocks, "absmax of block"));
+    QMODEL_RETURN_IF_ERROR(
+        check(v.nested_absmax, (blocks + v.nested_block_size - 1) / std::max<size_t>(1, v.nested_block_size), "nested absmax"));
+    return Status();
+  }
+  if (v.storage == StorageType::kINT8) return check(v.row_scale, v.rows, "row scale of row");
+  if (t.shape.size() != 1) return Status();
+  for (size_t i = 0; i < n; ++i) {
+    float x = 0;
+    if (v.storage == StorageType::kF32) std::memcpy(&x, static_cast<const uint8_t*>(v.data) + 4 * i, 4);
+    uint16_t h = 0;
+    if (v.storage != StorageType::kF32) std::memcpy(&h, static_cast<const uint8_t*>(v.data) + 2 * i, 2);
+    if (v.storage == StorageType::kBF16) x = bf16_to_float(h);
+    if (v.storage == StorageType::kF16) x = f16_to_float(h);
+    if (!std::isfinite(x)) {
+      return corrupt_file(file.path(), t.name, -1, "element " + std::to_string(i) + " is " + std::to_string(x) +
+                                                       " (norm weights and biases must be finite)");
+    }
+  }
+  return Status();
+}
+
 }  // namespace
 
 Result<ModelWeights> bind_weights(const format::ModelFile& file) {
@@ -218,6 +271,7 @@ Result<ModelWeights> bind_weights(const format::ModelFile& file) {
                                                        shape_string(t.shape) + ", expected " + shape_string(shape));
     }
     QMODEL_ASSIGN_OR_RETURN(*slot, make_weight_view(file, t));
+    QMODEL_RETURN_IF_ERROR(check_finite_parameters(file, t, *slot));
     for (const format::BlobRef& b : t.blobs) w.n_bytes += b.raw_size;
     if (t.role == format::TensorRole::kTokenEmbedding) {
       for (const format::BlobRef& b : t.blobs) w.embed_bytes += b.raw_size;

@@ -117,6 +117,43 @@ TEST(Qinspect, DetectsACorruptedBlob) {
   EXPECT_NE(verify.err.find(name), std::string::npos) << verify.err;
 }
 
+// qkeygen -> qconvert --sign -> qinspect --trusted-key / qrun --trusted-key, as a publisher and a
+// user would run them.
+TEST(Signing, KeygenSignVerifyEndToEnd) {
+  TempDir tmp;
+  const std::string model = tmp.file("tiny");
+  ASSERT_EQ(run_tool("make_synthetic_model", q(model) + " --preset tiny --seed 5", tmp.path()).exit_code, 0);
+  auto gen = run_tool("qkeygen", "-o " + q(tmp.file("publisher")), tmp.path());
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  ASSERT_EQ(run_tool("qkeygen", "-o " + q(tmp.file("stranger")), tmp.path()).exit_code, 0);
+  EXPECT_EQ(run_tool("qkeygen", "-o " + q(tmp.file("publisher")), tmp.path()).exit_code, 1) << "overwrote a key";
+
+  const std::string signed_out = tmp.file("signed.qmodel"), plain_out = tmp.file("plain.qmodel");
+  auto conv = run_tool("qconvert", q(model) + " -o " + q(signed_out) + " -q --sign " + q(tmp.file("publisher.key")), tmp.path());
+  ASSERT_EQ(conv.exit_code, 0) << conv.err;
+  ASSERT_EQ(run_tool("qconvert", q(model) + " -o " + q(plain_out) + " -q", tmp.path()).exit_code, 0);
+  EXPECT_EQ(run_tool("qconvert", q(model) + " -o x --to bnb --sign " + q(tmp.file("publisher.key")), tmp.path()).exit_code, 2);
+  EXPECT_EQ(run_tool("qconvert", q(model) + " -o y.qmodel --sign " + q(tmp.file("publisher.pub")), tmp.path()).exit_code, 2)
+      << "a public key is not a signing key";
+
+  const std::string pub = " --trusted-key " + q(tmp.file("publisher.pub"));
+  auto ok = run_tool("qinspect", q(signed_out) + " --verify" + pub, tmp.path());
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.err.find("signature: OK"), std::string::npos) << ok.err;
+  auto wrong = run_tool("qinspect", q(signed_out) + " --trusted-key " + q(tmp.file("stranger.pub")), tmp.path());
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.err.find("not by the trusted key"), std::string::npos) << wrong.err;
+  auto unsigned_file = run_tool("qinspect", q(plain_out) + pub, tmp.path());
+  EXPECT_EQ(unsigned_file.exit_code, 1);
+  EXPECT_NE(unsigned_file.err.find("not signed"), std::string::npos) << unsigned_file.err;
+  EXPECT_EQ(run_tool("qinspect", q(plain_out) + " --verify", tmp.path()).exit_code, 0) << "unsigned files still verify";
+
+  EXPECT_EQ(run_tool("qrun", q(signed_out) + " --prompt-ids 1 --max-new-tokens 2" + pub, tmp.path()).exit_code, 0);
+  auto refused = run_tool("qrun", q(plain_out) + " --prompt-ids 1 --max-new-tokens 2" + pub, tmp.path());
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("not signed"), std::string::npos) << refused.err;
+}
+
 TEST(SyntheticModel, ShardedCheckpointConvertsAndVerifies) {
   TempDir tmp;
   const std::string dir = tmp.file("tiny");

@@ -1,7 +1,12 @@
 // Runs a fuzz target without libFuzzer (gcc builds, CI): replays every file named on the command
-// line, then, with --mutations N, feeds N seeded random mutations of the target's built-in seeds
+// line (a folder: every file in it, as the committed seed corpus tests/fuzz/corpus/<target>/),
+// then, with --mutations N, feeds N seeded random mutations of the target's built-in seeds
 // (bit flips, byte overwrites with boundary values, truncations, insertions, splices). Paired with
 // ASan/UBSan this catches crashes cheaply; real fuzzing uses the libFuzzer build.
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -72,6 +77,24 @@ int main(int argc, char** argv) {
       files.push_back(argv[i]);
     }
   }
+  std::vector<std::string> expanded;
+  for (const std::string& f : files) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      std::vector<std::string> inside;
+      if (DIR* d = ::opendir(f.c_str())) {
+        while (const dirent* e = ::readdir(d)) {
+          if (e->d_name[0] != '.') inside.push_back(f + "/" + e->d_name);
+        }
+        ::closedir(d);
+      }
+      std::sort(inside.begin(), inside.end());
+      expanded.insert(expanded.end(), inside.begin(), inside.end());
+    } else {
+      expanded.push_back(f);
+    }
+  }
+  files = expanded;
   for (const std::string& f : files) {
     std::ifstream in(f, std::ios::binary);
     if (!in) {

@@ -22,6 +22,8 @@ struct TinyModelSpec {
   std::string family = "llama";                    // the description's family name
   std::optional<format::ArchSpec> arch;             // replaces the Llama description when set
   std::function<void(format::ModelHeader&)> edit;   // last edit of the header (hostile files)
+  // Last edit of a tensor's blob bytes before they are written (hostile files: NaN scales).
+  std::function<void(const std::string& tensor, format::BlobRole role, std::vector<uint8_t>& bytes)> edit_blob;
   StorageType linear_storage = StorageType::kF32;  // q/k/v/o/gate/up/down
   bool double_quant = false;
   bool tied = true;                         // no lm_head.weight
@@ -185,6 +187,7 @@ inline Status write_tiny_model(const std::string& path, const TinyModelSpec& spe
   if (!writer.ok()) return writer.status();
   for (size_t i = 0; i < tensors.size(); ++i) {
     for (size_t b = 0; b < tensors[i].blobs.size(); ++b) {
+      if (spec.edit_blob) spec.edit_blob(tensors[i].info.name, tensors[i].info.blobs[b].role, tensors[i].blobs[b]);
       auto ref = (*writer)->append_blob(tensors[i].info.blobs[b].role, ByteSpan(tensors[i].blobs[b]));
       if (!ref.ok()) return ref.status();
       header.tensors[i].blobs[b] = *ref;

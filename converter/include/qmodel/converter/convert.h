@@ -3,13 +3,16 @@
 // is deterministic: the same input and options give a byte-identical file at any thread count.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "qmodel/format/status.h"
 #include "qmodel/format/types.h"
+#include "qmodel/format/writer.h"
 
 namespace qmodel::converter {
 
@@ -26,6 +29,10 @@ struct ConvertOptions {
   unsigned n_threads = 0;  // 0 = hardware concurrency
   bool overwrite = false;
   uint64_t alignment = format::kDefaultAlignment;
+  std::optional<format::SecretKey> signing_key;  // sign the output (format/signing.h)
+  // Polled between tensors: once true, the conversion stops with kCancelled and writes nothing
+  // (qconvert sets it from SIGINT/SIGTERM).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct ConvertProgress {
@@ -48,5 +55,10 @@ struct ConvertSummary {
 using ProgressCallback = std::function<void(const ConvertProgress&)>;
 
 Result<ConvertSummary> convert(const ConvertOptions& options, const ProgressCallback& progress = {});
+
+// The writer settings a conversion (or a bitsandbytes import) uses for `options`.
+format::WriterOptions writer_options(const ConvertOptions& options);
+// kCancelled once options.cancel is set; called between tensors.
+Status check_cancelled(const ConvertOptions& options);
 
 }  // namespace qmodel::converter

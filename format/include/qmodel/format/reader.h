@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "qmodel/format/signing.h"
 #include "qmodel/format/span.h"
 #include "qmodel/format/status.h"
 #include "qmodel/format/types.h"
@@ -16,6 +18,11 @@ namespace qmodel::format {
 
 struct OpenOptions {
   bool verify_checksums = false;  // also hash every blob and check that all padding is zero (reads the whole file)
+  // Require an Ed25519 signature by this key over every byte of the file (reads the whole file):
+  // an unsigned file, another signer or a changed byte is kChecksumMismatch. Unset: signatures
+  // are not required (a signed file still opens; verify_checksums then checks the signature
+  // under the key it names).
+  std::optional<PublicKey> trusted_key;
 };
 
 class ModelFile {
@@ -31,6 +38,8 @@ class ModelFile {
   const std::string& path() const;
   const ModelHeader& header() const;
   ByteSpan file_bytes() const;  // the whole mapping
+  // The signature trailer, when the file ends with one. Trusted only if open() was given the key.
+  const std::optional<SignatureInfo>& signature() const;
 
   // The raw (decompressed) bytes of a blob of this file: a view into the mapping when stored
   // uncompressed; otherwise decompressed once and kept for the ModelFile's lifetime. Thread-safe.

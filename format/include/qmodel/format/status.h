@@ -21,7 +21,8 @@ enum class StatusCode : int {
   kOutOfMemory,
   kCuda,
   kNotFound,         // a named thing (tensor, key, file) is absent
-  kChecksumMismatch, // XXH3 of a blob or the header differs from the stored value
+  kChecksumMismatch, // XXH3 of a blob or the header differs from the stored value, or a signature fails
+  kCancelled,        // the caller asked to stop (qconvert: SIGINT/SIGTERM)
 };
 
 const char* status_code_name(StatusCode code);

@@ -2,7 +2,7 @@
 //   auto w = ModelWriter::create(path, options, skeleton);  // skeleton: the final header with
 //                                                           // placeholder blob numbers
 //   for each tensor: for each blob: BlobRef ref = w->append_blob(role, bytes)
-//   w->finish(header);  // header patched in, fsync, rename over `path`
+//   w->finish(header);  // header patched in, signed if asked, fsync, rename over `path`
 // The header is reserved up front from the skeleton (every vector and string already its final
 // length; scalars are serialised with force_defaults so their values do not change the size).
 // Until finish() succeeds the bytes live in a temporary file beside `path`, removed by the
@@ -11,8 +11,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "qmodel/format/signing.h"
 #include "qmodel/format/span.h"
 #include "qmodel/format/status.h"
 #include "qmodel/format/types.h"
@@ -24,6 +26,9 @@ struct WriterOptions {
   Compression compression = Compression::kNone;
   int zstd_level = 3;
   bool overwrite = false;  // refuse an existing `path` unless set
+  // Sign the finished file with this key (signing.h): finish() reads the file back, hashes it
+  // and appends the 128-byte signature trailer before publishing it.
+  std::optional<SecretKey> signing_key;
 };
 
 class ModelWriter {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "qmodel/format/quant_blocks.h"
+#include "qmodel/format/signing.h"
 #include "qmodel/format/status.h"
 #include "qmodel/format/types.h"
 #include "qmodel/runtime/offload_plan.h"
@@ -35,6 +36,9 @@ struct ModelOptions {
   std::optional<ComputeDType> compute_dtype;
   unsigned n_threads = 0;          // default worker threads of sessions; 0 = hardware concurrency
   bool verify_checksums = false;   // also hash every blob at open (reads the whole file)
+  // Refuse a file that is not signed by this key (format::OpenOptions::trusted_key; reads the
+  // whole file at open). Unset: unsigned files open.
+  std::optional<format::PublicKey> trusted_key;
   // Device::kCuda: the GPU memory the model may use (weights, KV cache, workspace). Unset: what
   // the device has free less kDefaultSafetyMarginBytes. Blocks that do not fit stream from the
   // registered file mapping (offload_plan.h); a budget below the minimum is kOutOfMemory.
