@@ -20,7 +20,6 @@
 #include "qmodel/format/writer.h"
 #include "side_files.h"
 #include "text_file.h"
-#include "thread_pool.h"
 
 #ifndef QMODEL_VERSION_STRING
 #define QMODEL_VERSION_STRING "dev"

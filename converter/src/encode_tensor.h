@@ -10,7 +10,7 @@
 #include "qmodel/converter/safetensors.h"
 #include "qmodel/format/span.h"
 #include "qmodel/format/types.h"
-#include "thread_pool.h"
+#include "qmodel/thread_pool.h"
 
 namespace qmodel::converter {
 

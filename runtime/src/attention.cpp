@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "qmodel/format/half.h"
-#include "thread_pool.h"
+#include "qmodel/thread_pool.h"
 
 namespace qmodel::runtime {
 
@@ -49,7 +49,7 @@ void attention_head(const AttentionShape& s, const float* q_head, size_t pos, co
 void attention_cpu(ThreadPool& pool, const AttentionShape& s, const float* q, size_t m, size_t start,
                    const float* k_cache, const float* v_cache, float* scores, float* out) {
   const size_t q_stride = s.n_heads * s.head_dim, ctx = start + m;
-  pool.parallel_for(m * s.n_heads, [&](unsigned worker, size_t begin, size_t end) {
+  pool.parallel_for_ranges(m * s.n_heads, [&](unsigned worker, size_t begin, size_t end) {
     float* my_scores = scores + worker * ctx;
     for (size_t task = begin; task < end; ++task) {
       const size_t t = task / s.n_heads, h = task % s.n_heads;

@@ -7,9 +7,11 @@
 #include <cmath>
 #include <cstdint>
 
-namespace qmodel::runtime {
-
+namespace qmodel {
 class ThreadPool;
+}  // namespace qmodel
+
+namespace qmodel::runtime {
 
 struct AttentionShape {
   size_t n_heads = 0, n_kv_heads = 0, head_dim = 0;

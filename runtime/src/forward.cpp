@@ -7,8 +7,8 @@
 #include "attention.h"
 #include "linear.h"
 #include "ops.h"
+#include "qmodel/thread_pool.h"
 #include "rope.h"
-#include "thread_pool.h"
 
 namespace qmodel::runtime {
 

@@ -17,9 +17,11 @@
 #include "forward_backend.h"
 #include "weights.h"
 
-namespace qmodel::runtime {
-
+namespace qmodel {
 class ThreadPool;
+}  // namespace qmodel
+
+namespace qmodel::runtime {
 
 class CpuForward final : public ForwardBackend {
  public:

@@ -6,9 +6,11 @@
 
 #include "qmodel/kernels/ref.h"
 
-namespace qmodel::runtime {
-
+namespace qmodel {
 class ThreadPool;
+}  // namespace qmodel
+
+namespace qmodel::runtime {
 
 void linear(ThreadPool& pool, const float* x, size_t m, const kernels::WeightView& w, const float* bias, float* y);
 

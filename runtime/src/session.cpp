@@ -8,7 +8,7 @@
 #include "cuda_backend.h"
 #include "forward.h"
 #include "model_impl.h"
-#include "thread_pool.h"
+#include "qmodel/thread_pool.h"
 
 namespace qmodel::runtime {
 

@@ -1,5 +1,7 @@
-// Helpers shared by the device-op tests (tests/gpu): GPU presence, an RAII device buffer, and the
-// bf16 / fp16 / fp32 activation encodings with their ulp, for comparisons against the CPU backend.
+// Helpers shared by the GPU tests (tests/gpu; each file builds with nvcc for a real GPU and, as
+// <name>_emu, against the CPU emulator of CUDA): GPU presence with SKIP_WITHOUT_GPU, ASSERT_OK for
+// a Status, an RAII device buffer, and the bf16 / fp16 / fp32 activation encodings with their ulp,
+// for comparisons against the CPU backend.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -10,15 +12,14 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qmodel/format/half.h"
 #include "qmodel/format/status.h"
 #include "qmodel/kernels/ref.h"
 
-namespace qmodel::runtime {
-
-using kernels::ActType;
+namespace qmodel::gpu_test {
 
 inline bool has_gpu() {
   int n = 0;
@@ -26,7 +27,7 @@ inline bool has_gpu() {
 }
 
 #define SKIP_WITHOUT_GPU() \
-  if (!has_gpu()) GTEST_SKIP() << "no CUDA device"
+  if (!::qmodel::gpu_test::has_gpu()) GTEST_SKIP() << "no CUDA device"
 
 #define ASSERT_OK(expr)                                      \
   do {                                                       \
@@ -35,42 +36,73 @@ inline bool has_gpu() {
   } while (0)
 
 // ---- device memory ------------------------------------------------------------------------------
+// Copies and fills are checked with EXPECT_EQ (a failure fails the test, the caller goes on).
 class DeviceBuffer {
  public:
+  DeviceBuffer() = default;  // holds nothing: get() is nullptr
+  // n_bytes of device memory (at least one byte is allocated, so even an empty buffer has an
+  // address); get() is nullptr when cudaMalloc fails.
   explicit DeviceBuffer(size_t n_bytes) : n_bytes_(n_bytes) {
     if (cudaMalloc(&ptr_, std::max<size_t>(n_bytes, 1)) != cudaSuccess) ptr_ = nullptr;
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), n_bytes_(o.n_bytes_) { o.ptr_ = nullptr; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    std::swap(ptr_, o.ptr_);
+    std::swap(n_bytes_, o.n_bytes_);
+    return *this;
+  }
   ~DeviceBuffer() {
     if (ptr_ != nullptr) cudaFree(ptr_);
   }
+
+  // A buffer holding v after `offset` unused leading bytes (a way to get a deliberately
+  // misaligned copy).
   template <typename T>
-  static DeviceBuffer upload(const std::vector<T>& v) {
-    DeviceBuffer b(v.size() * sizeof(T));
-    b.write(v);
+  static DeviceBuffer upload(const std::vector<T>& v, size_t offset = 0) {
+    DeviceBuffer b(offset + v.size() * sizeof(T));
+    b.write(v.data(), v.size() * sizeof(T), offset);
     return b;
   }
   template <typename T>
   void write(const std::vector<T>& v) {
-    EXPECT_EQ(cudaMemcpy(ptr_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    write(v.data(), v.size() * sizeof(T));
   }
-  void poison() { EXPECT_EQ(cudaMemset(ptr_, 0xff, n_bytes_), cudaSuccess); }  // NaN in every float type
+  void write(const void* src, size_t n_bytes, size_t offset = 0) {
+    EXPECT_EQ(cudaMemcpy(static_cast<char*>(ptr_) + offset, src, n_bytes, cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  void fill(int byte) { fill(byte, 0, n_bytes_); }
+  void fill(int byte, size_t offset, size_t n_bytes) {
+    EXPECT_EQ(cudaMemset(static_cast<char*>(ptr_) + offset, byte, n_bytes), cudaSuccess);
+  }
+  void poison() { fill(0xff); }  // 0xff.. is NaN in every float type
+  void poison(size_t offset, size_t n_bytes) { fill(0xff, offset, n_bytes); }
+  // n values of T starting `offset` bytes in.
   template <typename T>
-  std::vector<T> download(size_t n) const {
+  std::vector<T> download(size_t n, size_t offset = 0) const {
     std::vector<T> v(n);
-    EXPECT_EQ(cudaMemcpy(v.data(), ptr_, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(v.data(), static_cast<const char*>(ptr_) + offset, n * sizeof(T), cudaMemcpyDeviceToHost),
+              cudaSuccess);
     return v;
   }
   void* get() const { return ptr_; }
   template <typename T>
   T* as() const { return static_cast<T*>(ptr_); }
+  size_t size() const { return n_bytes_; }
 
  private:
   void* ptr_ = nullptr;
   size_t n_bytes_ = 0;
 };
+
+}  // namespace qmodel::gpu_test
+
+namespace qmodel::runtime {
+
+using gpu_test::DeviceBuffer;
+using gpu_test::has_gpu;
+using kernels::ActType;
 
 // ---- activations on the host ------------------------------------------------------------------
 inline constexpr ActType kActs[] = {ActType::kBF16, ActType::kF16, ActType::kF32};
@@ -122,7 +154,5 @@ inline std::vector<float> normal(size_t n, uint32_t seed, float stddev, float me
   for (float& f : v) f = dist(rng);
   return v;
 }
-
-// |got - ref| <= tol[i] (NaN fails); reports the first few failures.
 
 }  // namespace qmodel::runtime

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu_test_util.h"
 #include "qmodel/runtime/session.h"
 #include "runtime/test_stories_helpers.h"
 
@@ -22,14 +23,6 @@ namespace {
 
 using testing::compare_logits;
 using testing::LogitError;
-
-bool has_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU() \
-  if (!has_gpu()) GTEST_SKIP() << "no CUDA device"
 
 struct Loaded {
   std::unique_ptr<Model> model;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu_test_util.h"
 #include "qmodel/runtime/session.h"
 #include "runtime/family_goldens.h"
 #include "support/temp_dir.h"
@@ -25,14 +26,6 @@ ModelOptions on(Device device, ComputeDType dtype) {
   o.compute_dtype = dtype;
   return o;
 }
-
-bool has_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU() \
-  if (!has_gpu()) GTEST_SKIP() << "no CUDA device"
 
 class CudaFamilies : public ::testing::TestWithParam<std::string> {};
 

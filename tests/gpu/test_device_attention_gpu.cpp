@@ -21,50 +21,13 @@
 #include <vector>
 
 #include "cuda/attention.h"
+#include "gpu_test_util.h"
 #include "qmodel/format/architecture.h"
 #include "qmodel/format/half.h"
 #include "src/attention.h"
 
 namespace qmodel::runtime::cuda {
 namespace {
-
-bool has_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU() \
-  if (!has_gpu()) GTEST_SKIP() << "no CUDA device"
-
-#define ASSERT_OK(expr)                                      \
-  do {                                                       \
-    const ::qmodel::Status st_ = (expr);                     \
-    ASSERT_TRUE(st_.ok()) << #expr << ": " << st_.message(); \
-  } while (0)
-
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t n_bytes) : n_bytes_(n_bytes) {
-    if (cudaMalloc(&ptr_, n_bytes) != cudaSuccess) ptr_ = nullptr;
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (ptr_ != nullptr) cudaFree(ptr_);
-  }
-  void upload(const void* src, size_t n_bytes, size_t offset = 0) {
-    ASSERT_EQ(cudaMemcpy(static_cast<char*>(ptr_) + offset, src, n_bytes, cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  void poison(size_t offset, size_t n_bytes) {  // 0xff.. is NaN in every float type
-    ASSERT_EQ(cudaMemset(static_cast<char*>(ptr_) + offset, 0xff, n_bytes), cudaSuccess);
-  }
-  void poison() { poison(0, n_bytes_); }
-  void* get() const { return ptr_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t n_bytes_ = 0;
-};
 
 const char* act_name(ActType act) { return act == ActType::kBF16 ? "bf16" : act == ActType::kF16 ? "f16" : "f32"; }
 
@@ -240,7 +203,7 @@ Slopes attach_slopes(DeviceAttentionShape& s) {
   r.host.resize(static_cast<size_t>(s.n_heads));
   format::alibi_slopes(static_cast<uint32_t>(s.n_heads), r.host.data());
   r.device = std::make_unique<DeviceBuffer>(r.host.size() * sizeof(float));
-  r.device->upload(r.host.data(), r.host.size() * sizeof(float));
+  r.device->write(r.host.data(), r.host.size() * sizeof(float));
   s.alibi_slopes = static_cast<const float*>(r.device->get());
   return r;
 }
@@ -249,8 +212,8 @@ Slopes attach_slopes(DeviceAttentionShape& s) {
 void upload_cache(DeviceBuffer& d, const HostTensor& h, const DeviceAttentionShape& s, int64_t first, int64_t last) {
   const size_t row = static_cast<size_t>(s.n_kv_heads) * static_cast<size_t>(s.head_dim) * (h.bytes.size() / h.f.size());
   d.poison();
-  d.upload(h.bytes.data() + static_cast<size_t>(first) * row, static_cast<size_t>(last - first + 1) * row,
-           static_cast<size_t>(first) * row);
+  d.write(h.bytes.data() + static_cast<size_t>(first) * row, static_cast<size_t>(last - first + 1) * row,
+          static_cast<size_t>(first) * row);
 }
 
 int64_t first_visible(const DeviceAttentionShape& s, int64_t pos) {
@@ -288,13 +251,13 @@ TEST_P(DecodeVsRef, MatchesAttentionHead) {
     const size_t eb = static_cast<size_t>(act_bytes(act));
     DeviceBuffer d_q(q_n * eb), d_k(cache_n * eb), d_v(cache_n * eb), d_out(q_n * eb);
     DeviceBuffer d_ws(static_cast<size_t>(ws_floats) * 4), d_pos(sizeof(int32_t));
-    d_q.upload(q.bytes.data(), q.bytes.size());
+    d_q.write(q.bytes.data(), q.bytes.size());
     for (int32_t pos : c.positions) {
       const std::string what = std::string(act_name(act)) + " " + shape_name(s) + " position " + std::to_string(pos);
       const int64_t first = first_visible(s, pos);
       upload_cache(d_k, k, s, first, pos);
       upload_cache(d_v, v, s, first, pos);
-      d_pos.upload(&pos, sizeof(pos));
+      d_pos.write(&pos, sizeof(pos));
       d_out.poison();
       d_ws.poison();
       ASSERT_OK(attention_decode(act, s, d_q.get(), d_k.get(), d_v.get(), static_cast<const int32_t*>(d_pos.get()),
@@ -341,9 +304,9 @@ TEST(DecodeGraph, OneCaptureServesEveryPosition) {
                    v = make_tensor(act, cache_n, 13, 1.0f);
   DeviceBuffer d_q(q.bytes.size()), d_k(k.bytes.size()), d_v(v.bytes.size()), d_out(q_n * 2);
   DeviceBuffer d_ws(static_cast<size_t>(ws_floats) * 4), d_pos(sizeof(int32_t));
-  d_q.upload(q.bytes.data(), q.bytes.size());
-  d_k.upload(k.bytes.data(), k.bytes.size());
-  d_v.upload(v.bytes.data(), v.bytes.size());
+  d_q.write(q.bytes.data(), q.bytes.size());
+  d_k.write(k.bytes.data(), k.bytes.size());
+  d_v.write(v.bytes.data(), v.bytes.size());
 
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
@@ -356,7 +319,7 @@ TEST(DecodeGraph, OneCaptureServesEveryPosition) {
   ASSERT_OK(st);
   ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
   for (int32_t pos : {600, 200, 256}) {
-    d_pos.upload(&pos, sizeof(pos));
+    d_pos.write(&pos, sizeof(pos));
     d_out.poison();
     ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
@@ -395,7 +358,7 @@ TEST_P(PrefillVsRef, MatchesAttentionHead) {
                                " start " + std::to_string(start);
       const HostTensor q = make_tensor(act, static_cast<size_t>(m) * q_row, seed + 3 + static_cast<uint32_t>(m), 1.5f);
       DeviceBuffer d_q(q.bytes.size()), d_out(q.bytes.size());
-      d_q.upload(q.bytes.data(), q.bytes.size());
+      d_q.write(q.bytes.data(), q.bytes.size());
       upload_cache(d_k, k, s, 0, start + m - 1);  // rows past the last token are NaN
       upload_cache(d_v, v, s, 0, start + m - 1);
       d_out.poison();
@@ -440,9 +403,9 @@ TEST(AttentionMisaligned, ScalarPathMatches) {
   const HostTensor q = make_tensor(act, m * q_row, 21, 1.5f), k = make_tensor(act, cache_n, 22, 1.0f),
                    v = make_tensor(act, cache_n, 23, 1.0f);
   DeviceBuffer d_q(q.bytes.size() + 2), d_k(k.bytes.size() + 2), d_v(v.bytes.size() + 2), d_out(q.bytes.size());
-  d_q.upload(q.bytes.data(), q.bytes.size(), 2);  // one bf16 past a 16-byte boundary
-  d_k.upload(k.bytes.data(), k.bytes.size(), 2);
-  d_v.upload(v.bytes.data(), v.bytes.size(), 2);
+  d_q.write(q.bytes.data(), q.bytes.size(), 2);  // one bf16 past a 16-byte boundary
+  d_k.write(k.bytes.data(), k.bytes.size(), 2);
+  d_v.write(v.bytes.data(), v.bytes.size(), 2);
   const void* q1 = static_cast<const char*>(d_q.get()) + 2;
   const void* k1 = static_cast<const char*>(d_k.get()) + 2;
   const void* v1 = static_cast<const char*>(d_v.get()) + 2;
@@ -456,7 +419,7 @@ TEST(AttentionMisaligned, ScalarPathMatches) {
   const int64_t ws_floats = attention_decode_workspace_floats(s);
   DeviceBuffer d_ws(static_cast<size_t>(ws_floats) * 4), d_pos(4), d_out1(q_row * 2);
   const int32_t pos = static_cast<int32_t>(start + m - 1);
-  d_pos.upload(&pos, 4);
+  d_pos.write(&pos, 4);
   d_out1.poison();
   const void* q_last = static_cast<const char*>(q1) + (m - 1) * q_row * 2;
   ASSERT_OK(attention_decode(act, s, q_last, k1, v1, static_cast<const int32_t*>(d_pos.get()),

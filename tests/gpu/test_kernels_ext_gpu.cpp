@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu_test_util.h"
 #include "kernels/stored_weight.h"
 #include "qmodel/format/half.h"
 #include "qmodel/kernels/cuda.h"
@@ -26,63 +27,7 @@
 namespace qmodel::kernels {
 namespace {
 
-bool has_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU() \
-  if (!has_gpu()) GTEST_SKIP() << "no CUDA device"
-
-#define ASSERT_OK(expr)                                      \
-  do {                                                       \
-    const ::qmodel::Status st_ = (expr);                     \
-    ASSERT_TRUE(st_.ok()) << #expr << ": " << st_.message(); \
-  } while (0)
-
-// ---- device memory ------------------------------------------------------------------------------
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t n_bytes) : n_bytes_(n_bytes) {
-    if (n_bytes > 0 && cudaMalloc(&ptr_, n_bytes) != cudaSuccess) ptr_ = nullptr;
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), n_bytes_(o.n_bytes_) { o.ptr_ = nullptr; }
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
-    std::swap(ptr_, o.ptr_);
-    std::swap(n_bytes_, o.n_bytes_);
-    return *this;
-  }
-  ~DeviceBuffer() {
-    if (ptr_ != nullptr) cudaFree(ptr_);
-  }
-  // `offset` leading bytes stay unused: a way to get a deliberately misaligned copy.
-  template <typename T>
-  static DeviceBuffer upload(const std::vector<T>& v, size_t offset = 0) {
-    DeviceBuffer b(offset + v.size() * sizeof(T));
-    if (b.ptr_ != nullptr) {
-      cudaMemcpy(static_cast<char*>(b.ptr_) + offset, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
-    }
-    return b;
-  }
-  void poison() { fill(0xff); }  // 0xffff.. is NaN in every float type
-  void fill(int byte) { cudaMemset(ptr_, byte, n_bytes_); }
-  std::vector<uint8_t> download(size_t n_bytes, size_t offset = 0) const {
-    std::vector<uint8_t> v(n_bytes);
-    EXPECT_EQ(cudaMemcpy(v.data(), static_cast<const char*>(ptr_) + offset, n_bytes, cudaMemcpyDeviceToHost),
-              cudaSuccess);
-    return v;
-  }
-  void* get() const { return ptr_; }
-  template <typename T>
-  T* as() const { return static_cast<T*>(ptr_); }
-
- private:
-  void* ptr_ = nullptr;
-  size_t n_bytes_ = 0;
-};
+using gpu_test::DeviceBuffer;
 
 // ---- weights --------------------------------------------------------------------------------------
 struct Kind {
@@ -264,7 +209,7 @@ TEST_P(GemvF32VsRef, MatchesMatmulRef) {
     ASSERT_OK(launch_gemv(ActType::kF32, d_x.get(), m, g.view, with_bias ? d_bias.as<float>() : nullptr, d_y.get(),
                           nullptr));
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const double nmse = compare_f32(x, m, wf, p.n, p.k, ref, d_y.download(ref.size()), what);
+    const double nmse = compare_f32(x, m, wf, p.n, p.k, ref, d_y.download<uint8_t>(ref.size()), what);
     EXPECT_LE(nmse, kMaxNmseF32) << what;
   }
 }
@@ -288,7 +233,7 @@ TEST(GemvF32Misc, MisalignedActivationsTakeTheGeneralPath) {
   d_y.poison();
   ASSERT_OK(launch_gemv(ActType::kF32, d_x.as<char>() + 4, 1, g.view, nullptr, d_y.get(), nullptr));
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  compare_f32(x, 1, dequantized(g), p.n, p.k, ref, d_y.download(ref.size()), "misaligned x");
+  compare_f32(x, 1, dequantized(g), p.n, p.k, ref, d_y.download<uint8_t>(ref.size()), "misaligned x");
 }
 
 // ---- fp32 GEMM ----------------------------------------------------------------------------------
@@ -322,7 +267,7 @@ TEST_P(GemmF32VsRef, MatchesMatmulRef) {
     ASSERT_OK(launch_gemm(*ctx, ActType::kF32, d_x.get(), m, g.view, with_bias ? d_bias.as<float>() : nullptr,
                           d_y.get(), scratch.get(), scratch_bytes, nullptr));
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const double nmse = compare_f32(x, m, wf, p.n, p.k, ref, d_y.download(ref.size()), what);
+    const double nmse = compare_f32(x, m, wf, p.n, p.k, ref, d_y.download<uint8_t>(ref.size()), what);
     EXPECT_LE(nmse, kMaxNmseF32) << what;
   }
 }
@@ -382,8 +327,8 @@ void expect_multi_matches_single(ActType act, int64_t m, const std::vector<const
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   for (int j = 0; j < count; ++j) {
     const size_t n_out = static_cast<size_t>(m * ws[static_cast<size_t>(j)].rows);
-    const auto a = y_multi[static_cast<size_t>(j)].download(n_out * act_size(act));
-    const auto b = y_single[static_cast<size_t>(j)].download(n_out * act_size(act));
+    const auto a = y_multi[static_cast<size_t>(j)].download<uint8_t>(n_out * act_size(act));
+    const auto b = y_single[static_cast<size_t>(j)].download<uint8_t>(n_out * act_size(act));
     int n_bad = 0;
     for (size_t i = 0; i < n_out; ++i) {
       const float fa = act_at(act, a, i), fb = act_at(act, b, i);
@@ -484,7 +429,7 @@ TEST_P(GatherVsRef, BitExactRowsAndNanForBadIds) {
       d_out.fill(0x5a);
       ASSERT_OK(launch_gather_rows(g.view, d_ids.as<int32_t>(), n_ids, out, d_out.as<char>() + offset, nullptr));
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      const auto got = d_out.download(bytes, offset);
+      const auto got = d_out.download<uint8_t>(bytes, offset);
       int n_bad = 0;
       std::vector<uint8_t> want(act_size(out));
       for (size_t i = 0; i < ids.size(); ++i) {
@@ -536,7 +481,7 @@ TEST(GatherMisc, CapturedGraphReadsIdsAtReplay) {
     ASSERT_EQ(cudaMemcpyAsync(d_ids.get(), step.data(), 8, cudaMemcpyHostToDevice, stream), cudaSuccess);
     ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-    const auto got = d_out.download(2 * 96 * 4);
+    const auto got = d_out.download<uint8_t>(2 * 96 * 4);
     std::vector<float> want(96);
     for (size_t i = 0; i < 2; ++i) {
       dequantize_ref(g.host.view, static_cast<size_t>(step[i]) * 96, 96, want.data());

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu_test_util.h"
 #include "kernels/stored_weight.h"
 #include "qmodel/format/half.h"
 #include "qmodel/kernels/cuda.h"
@@ -23,59 +24,7 @@ namespace {
 
 using testing_store = qmodel::kernels::testing::Stored;
 
-bool has_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU() \
-  if (!has_gpu()) GTEST_SKIP() << "no CUDA device"
-
-#define ASSERT_OK(expr)                                      \
-  do {                                                       \
-    const ::qmodel::Status st_ = (expr);                     \
-    ASSERT_TRUE(st_.ok()) << #expr << ": " << st_.message(); \
-  } while (0)
-
-// ---- device memory ------------------------------------------------------------------------------
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t n_bytes) : n_bytes_(n_bytes) {
-    if (n_bytes > 0 && cudaMalloc(&ptr_, n_bytes) != cudaSuccess) ptr_ = nullptr;
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), n_bytes_(o.n_bytes_) { o.ptr_ = nullptr; }
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
-    std::swap(ptr_, o.ptr_);
-    std::swap(n_bytes_, o.n_bytes_);
-    return *this;
-  }
-  ~DeviceBuffer() {
-    if (ptr_ != nullptr) cudaFree(ptr_);
-  }
-  template <typename T>
-  static DeviceBuffer upload(const std::vector<T>& v) {
-    DeviceBuffer b(v.size() * sizeof(T));
-    if (b.ptr_ != nullptr) cudaMemcpy(b.ptr_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
-    return b;
-  }
-  void poison() { cudaMemset(ptr_, 0xff, n_bytes_); }  // 0xffff.. is NaN in every float type
-  template <typename T>
-  std::vector<T> download(size_t n) const {
-    std::vector<T> v(n);
-    EXPECT_EQ(cudaMemcpy(v.data(), ptr_, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return v;
-  }
-  void* get() const { return ptr_; }
-  template <typename T>
-  T* as() const { return static_cast<T*>(ptr_); }
-
- private:
-  void* ptr_ = nullptr;
-  size_t n_bytes_ = 0;
-};
+using gpu_test::DeviceBuffer;
 
 // ---- weights --------------------------------------------------------------------------------------
 struct Kind {

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "gpu_test_util.h"
 #include "qmodel/format/reader.h"
 #include "qmodel/runtime/model.h"
 #include "qmodel/runtime/offload_plan.h"
@@ -17,14 +18,6 @@
 
 namespace qmodel::runtime {
 namespace {
-
-bool has_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU() \
-  if (!has_gpu()) GTEST_SKIP() << "no CUDA device"
 
 constexpr uint32_t kContext = 24;
 const std::vector<int32_t> kPrompt = {1, 5, 9, 3, 17, 2, 8};

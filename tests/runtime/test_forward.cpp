@@ -11,9 +11,9 @@
 #include "../../runtime/src/forward.h"
 #include "../../runtime/src/ops.h"
 #include "../../runtime/src/rope.h"
-#include "../../runtime/src/thread_pool.h"
 #include "qmodel/format/tensor_roles.h"
 #include "qmodel/kernels/ref.h"
+#include "qmodel/thread_pool.h"
 
 namespace qmodel::runtime {
 namespace {
