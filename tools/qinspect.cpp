@@ -1,4 +1,4 @@
-// qinspect: show and verify a .qmodel file.
+// qinspect: show and verify a .qmodel file (and its signature).
 //   qinspect model.qmodel                 header summary and per-tensor table
 //   qinspect model.qmodel --verify        also check every blob's XXH3-64 checksum, the zero padding
 //                                         and, when the file is signed, its signature

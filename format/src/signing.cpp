@@ -65,8 +65,8 @@ class Digest {
   crypto_generichash_state state_;
 };
 
-// Reads a small text key file: header line, then one line of exactly `n_bytes` bytes in hex.
-Status read_key_file(const std::string& path, const char* header, uint8_t* out, size_t n_bytes) {
+// Reads a small file whole, refusing anything larger than kMaxKeyFileBytes.
+Result<std::string> read_small_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status(StatusCode::kIoError, path + ": cannot open key file: " + std::strerror(errno));
   std::string text(kMaxKeyFileBytes + 1, '\0');
@@ -79,32 +79,38 @@ Status read_key_file(const std::string& path, const char* header, uint8_t* out, 
   }
   ::close(fd);
   text.resize(got);
-  if (got > kMaxKeyFileBytes) return Status(StatusCode::kCorruptFile, path + ": not a qmodel key file (larger than 4 KiB)");
+  return text;
+}
+
+// Parses key file text: the header line, then one line of exactly `n_bytes` bytes in hex.
+Status parse_key_text(const std::string& name, const std::string& text, const char* header, uint8_t* out,
+                      size_t n_bytes) {
+  if (text.size() > kMaxKeyFileBytes) return Status(StatusCode::kCorruptFile, name + ": not a qmodel key file (larger than 4 KiB)");
   const std::string want_header = std::string(header) + "\n";
   if (text.compare(0, want_header.size(), want_header) != 0) {
-    return corrupt_file(path, "", 0, std::string("not a qmodel key file: the first line must be '") + header + "'");
+    return corrupt_file(name, "", 0, std::string("not a qmodel key file: the first line must be '") + header + "'");
   }
+  auto digit = [&](size_t at) -> int {
+    if (at >= text.size()) return -1;
+    const char c = text[at];
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
   size_t pos = want_header.size();
   for (size_t i = 0; i < n_bytes; ++i, pos += 2) {
-    auto digit = [&](size_t at) -> int {
-      if (at >= text.size()) return -1;
-      const char c = text[at];
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-      return -1;
-    };
     const int hi = digit(pos), lo = digit(pos + 1);
     if (hi < 0 || lo < 0) {
       const size_t bad = hi < 0 ? pos : pos + 1;
-      return corrupt_file(path, "", static_cast<int64_t>(bad),
+      return corrupt_file(name, "", static_cast<int64_t>(bad),
                           "expected " + std::to_string(2 * n_bytes) + " hex digits of key (" +
                               (bad >= text.size() ? std::string("file ends") : "found another character") + ")");
     }
     out[i] = static_cast<uint8_t>(hi * 16 + lo);
   }
   if (pos < text.size() && text[pos] == '\n') ++pos;
-  if (pos != text.size()) return corrupt_file(path, "", static_cast<int64_t>(pos), "unexpected bytes after the key");
+  if (pos != text.size()) return corrupt_file(name, "", static_cast<int64_t>(pos), "unexpected bytes after the key");
   return Status();
 }
 
@@ -161,10 +167,10 @@ Status write_key_files(const SecretKey& key, const std::string& prefix, bool ove
   return st;
 }
 
-Result<SecretKey> load_secret_key(const std::string& path) {
+Result<SecretKey> parse_secret_key(const std::string& name, const std::string& text) {
   QMODEL_RETURN_IF_ERROR(init_sodium());
   SecretKey key;
-  QMODEL_RETURN_IF_ERROR(read_key_file(path, kSecretHeader, key.bytes.data(), key.bytes.size()));
+  QMODEL_RETURN_IF_ERROR(parse_key_text(name, text, kSecretHeader, key.bytes.data(), key.bytes.size()));
   // The stored public half must be the one the seed derives: a mismatched pair would sign files
   // that verify under no published key.
   std::array<uint8_t, 32> pk{};
@@ -172,14 +178,24 @@ Result<SecretKey> load_secret_key(const std::string& path) {
   crypto_sign_seed_keypair(pk.data(), sk.data(), key.bytes.data());
   const bool consistent = std::memcmp(pk.data(), key.bytes.data() + 32, 32) == 0;
   sodium_memzero(sk.data(), sk.size());
-  if (!consistent) return corrupt_file(path, "", 0, "secret key is inconsistent (its public half does not match its seed)");
+  if (!consistent) return corrupt_file(name, "", 0, "secret key is inconsistent (its public half does not match its seed)");
   return key;
 }
 
-Result<PublicKey> load_public_key(const std::string& path) {
+Result<PublicKey> parse_public_key(const std::string& name, const std::string& text) {
   PublicKey key;
-  QMODEL_RETURN_IF_ERROR(read_key_file(path, kPublicHeader, key.bytes.data(), key.bytes.size()));
+  QMODEL_RETURN_IF_ERROR(parse_key_text(name, text, kPublicHeader, key.bytes.data(), key.bytes.size()));
   return key;
+}
+
+Result<SecretKey> load_secret_key(const std::string& path) {
+  QMODEL_ASSIGN_OR_RETURN(const std::string text, read_small_file(path));
+  return parse_secret_key(path, text);
+}
+
+Result<PublicKey> load_public_key(const std::string& path) {
+  QMODEL_ASSIGN_OR_RETURN(const std::string text, read_small_file(path));
+  return parse_public_key(path, text);
 }
 
 std::optional<SignatureInfo> find_signature(ByteSpan file, uint64_t data_end) {

@@ -22,6 +22,32 @@ namespace {
 constexpr uint64_t kMaxEmbeddedFileBytes = uint64_t{256} << 20;
 constexpr uint64_t kMaxEmbeddedTotalBytes = uint64_t{512} << 20;
 constexpr size_t kFlatBufferAlignment = 8;  // largest scalar in the schema (ulong)
+// Bound on what compressed blobs decompress to, tied to the file size: model weights compress
+// by less than 2x; only small all-zero tensors (biases) come near zstd's ~32000x, and the slack
+// covers those. Without it a few MB of zstd frames could claim (and make the reader allocate)
+// terabytes.
+constexpr uint64_t kMaxCompressionRatio = 256;
+constexpr uint64_t kCompressionSlackBytes = uint64_t{64} << 20;
+
+// Sum of raw sizes of the compressed blobs against kMaxCompressionRatio x their stored sizes.
+Status check_decompressed_total(const std::string& name, const ModelHeader& header) {
+  uint64_t raw = 0, stored = 0;  // stored blobs lie inside the file (verified): that sum cannot wrap
+  bool raw_overflows = false;
+  for (const TensorInfo& t : header.tensors) {
+    for (const BlobRef& b : t.blobs) {
+      if (b.compression == Compression::kNone) continue;
+      raw_overflows = raw_overflows || __builtin_add_overflow(raw, b.raw_size, &raw);
+      stored += b.stored_size;
+    }
+  }
+  if (raw_overflows || raw > stored * kMaxCompressionRatio + kCompressionSlackBytes) {
+    return corrupt_file(name, "", -1, "compressed blobs claim " + std::to_string(raw) + " bytes from " +
+                                          std::to_string(stored) + " stored, beyond the " +
+                                          std::to_string(kMaxCompressionRatio) +
+                                          "x (+64 MiB) a real model can reach");
+  }
+  return Status();
+}
 
 std::string supported_versions() {
   std::string s;
@@ -155,6 +181,7 @@ Result<ModelHeader> verify_model_impl(const std::string& name, ByteSpan file) {
     upgrade_v1_header(d.header);
   }
   QMODEL_RETURN_IF_ERROR(verify_header_semantics(geometry, d.header, d.tensor_offsets));
+  QMODEL_RETURN_IF_ERROR(check_decompressed_total(name, d.header));
   QMODEL_RETURN_IF_ERROR(decode_files(name, d.stored_files, d.header.files));
   return std::move(d.header);
 }

@@ -111,13 +111,6 @@ Status check_model_config(const format::ModelConfig& c, const format::ArchSpec& 
                  std::to_string(c.head_dim));
     }
     if (!(c.rope_theta > 0.0f) || !std::isfinite(c.rope_theta)) return bad("rope_theta is not a finite value > 0");
-    // The scaling parameters too (factor, llama3 bands), so a bad one is refused at open rather
-    // than when the first session is created; the frequencies must come out finite.
-    auto inv_freq = rope_inv_freq(c, a.rotary_dim);
-    if (!inv_freq.ok()) return bad(inv_freq.status().message());
-    for (float f : *inv_freq) {
-      if (!std::isfinite(f)) return bad("rope_theta and rope_scaling give a non-finite frequency");
-    }
   }
   if (a.project_in_out == (a.embed_dim == c.hidden_size)) {
     return bad("the embedding width " + std::to_string(a.embed_dim) + " and the input/output projections disagree");
@@ -305,6 +298,18 @@ Result<ModelWeights> bind_weights(const format::ModelFile& file) {
     if (have == 0 || have == c.n_layers) continue;
     for (uint32_t l = 0; l < c.n_layers; ++l) {
       if (!bound[(l + 1) * static_cast<size_t>(format::kTensorRoleCount) + r]) return missing(role, static_cast<int32_t>(l));
+    }
+  }
+  // RoPE's scaling parameters (factor, llama3 bands) are refused at open, not when the first
+  // session is created; only now, with head_dim backed by the q weight's shape, is the
+  // frequency table sized from it.
+  if (a.positions == format::PositionKind::kRope) {
+    auto inv_freq = rope_inv_freq(c, a.rotary_dim);
+    if (!inv_freq.ok()) return Status(StatusCode::kCorruptFile, file.path() + ": config: " + inv_freq.status().message());
+    for (float f : *inv_freq) {
+      if (!std::isfinite(f)) {
+        return Status(StatusCode::kCorruptFile, file.path() + ": config: rope_theta and rope_scaling give a non-finite frequency");
+      }
     }
   }
   if (tied) {

@@ -356,6 +356,23 @@ TEST(CorruptFilesBlobs, BrokenZstdBlobFailsOnAccess) {
   EXPECT_NE(bytes.status().message().find(kNf4Name), std::string::npos);
 }
 
+// A few KB of "zstd" claiming a 64 GiB tensor: refused at open, before anything could be
+// decompressed into an allocation of the claimed size.
+TEST(CorruptFilesBlobs, CompressionRatioBeyondAnyModelIsRefusedAtOpen) {
+  const Image img = build_image(make_test_model(), [](TestModel& m) {
+    TensorInfo& t = m.header.tensors[1];  // model.norm.weight, F32, one data blob
+    t.shape = {uint64_t{1} << 34};
+    BlobRef& b = t.blobs[0];
+    b.compression = Compression::kZstd;
+    b.raw_size = uint64_t{4} << 34;
+  });
+  auto file = ModelFile::open_memory("ratio.qmodel", ByteSpan(img));
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.status().code(), StatusCode::kCorruptFile);
+  EXPECT_NE(file.status().message().find("compressed blobs claim 68719476736 bytes"), std::string::npos)
+      << file.status().to_string();
+}
+
 TEST(CorruptFilesOnDisk, EmptyFileDirectoryAndMissingFile) {
   const std::string path = temp_path("empty");
   write_file(path, {});

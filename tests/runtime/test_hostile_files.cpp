@@ -58,6 +58,8 @@ TEST(HostileFiles, EachRefusedAtOpenWithItsOwnError) {
       {"head_dim 0", header([](Header& h) { h.config.head_dim = 0; }), "must all be > 0"},
       {"odd head_dim", header([](Header& h) { h.config.head_dim = 5; }), "expected [20, 16]"},
       {"head_dim 2^30", header([](Header& h) { h.config.head_dim = 1u << 30; }), "expected [4294967296, 16]"},
+      {"head_dim and rotary dims 2^30 (a 2 GiB frequency table if sized first)",
+       header([](Header& h) { h.config.head_dim = h.arch.rotary_dim = 1u << 30; }), "expected [4294967296, 16]"},
       {"kv heads that do not divide", header([](Header& h) { h.config.n_kv_heads = 3; }), "not a multiple"},
       {"a vocabulary the embedding lacks", header([](Header& h) { h.config.vocab_size = 1u << 31; }), "expected [2147483648"},
       {"a hidden size the tensors lack", header([](Header& h) { h.config.hidden_size = 1u << 30; }), "disagree"},

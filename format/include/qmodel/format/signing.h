@@ -45,6 +45,9 @@ Status write_key_files(const SecretKey& key, const std::string& prefix, bool ove
 // Reads key files written by write_key_files(); errors name the file and the offset.
 Result<SecretKey> load_secret_key(const std::string& path);
 Result<PublicKey> load_public_key(const std::string& path);
+// The same from text already read (`name` is used in messages; fuzzing).
+Result<SecretKey> parse_secret_key(const std::string& name, const std::string& text);
+Result<PublicKey> parse_public_key(const std::string& name, const std::string& text);
 
 // The trailer of a signed file, as found at its end (not yet checked against any key).
 struct SignatureInfo {
