@@ -1,5 +1,6 @@
 // qkeygen: make an Ed25519 key pair for signing .qmodel files.
 //   qkeygen -o publisher            writes publisher.key (secret, mode 0600) and publisher.pub
+//   qkeygen publisher               the same
 //   qconvert ./model -o m.qmodel --sign publisher.key
 //   qinspect m.qmodel --verify --trusted-key publisher.pub
 // Exit codes: 0 success, 1 failure (nothing written), 2 usage error.
@@ -13,7 +14,9 @@ int main(int argc, char** argv) {
   CLI::App app{"Make an Ed25519 key pair for signing .qmodel files (qconvert --sign, qinspect --trusted-key)."};
   std::string prefix;
   bool force = false;
-  app.add_option("-o,--output", prefix, "writes PREFIX.key (secret, mode 0600) and PREFIX.pub")->required();
+  std::string positional;
+  app.add_option("-o,--output", prefix, "writes PREFIX.key (secret, mode 0600) and PREFIX.pub");
+  app.add_option("prefix", positional, "the same as -o PREFIX");
   app.add_flag("-f,--force", force, "overwrite existing key files");
   try {
     app.parse(argc, argv);
@@ -21,6 +24,11 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "qkeygen: %s\nRun with --help for usage.\n", e.what());
+    return 2;
+  }
+  if (prefix.empty()) prefix = positional;
+  if (prefix.empty() || (!positional.empty() && positional != prefix)) {
+    std::fprintf(stderr, "qkeygen: give one output prefix (-o PREFIX or PREFIX)\nRun with --help for usage.\n");
     return 2;
   }
   auto key = qmodel::format::generate_secret_key();

@@ -200,12 +200,13 @@ int run(const Args& a) {
 
   rt::SessionOptions session_options;
   uint64_t context = prompt.size() + uint64_t{a.max_new_tokens};
-  // Learned absolute positions end with their table: generation stops there (context full).
+  // The KV cache holds at most the model's context (learned absolute positions end with their
+  // table; RoPE models are not trained beyond it): generation stops there, and a huge
+  // --max-new-tokens never sizes a huge cache.
   const qmodel::format::ModelConfig& config = (*model)->config();
-  if ((*model)->header().arch.positions == qmodel::format::PositionKind::kLearned &&
-      config.max_position_embeddings != 0 && context > config.max_position_embeddings) {
+  if (config.max_position_embeddings != 0 && context > config.max_position_embeddings) {
     context = config.max_position_embeddings;
-    std::fprintf(stderr, "note: the model has %u learned positions: generation stops when the context is full\n",
+    std::fprintf(stderr, "note: the model's context is %u tokens: generation stops when it is full\n",
                  config.max_position_embeddings);
   }
   session_options.max_context = static_cast<uint32_t>(std::min<uint64_t>(context, UINT32_MAX));

@@ -127,6 +127,8 @@ TEST(Signing, KeygenSignVerifyEndToEnd) {
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
   ASSERT_EQ(run_tool("qkeygen", "-o " + q(tmp.file("stranger")), tmp.path()).exit_code, 0);
   EXPECT_EQ(run_tool("qkeygen", "-o " + q(tmp.file("publisher")), tmp.path()).exit_code, 1) << "overwrote a key";
+  EXPECT_EQ(run_tool("qkeygen", "", tmp.path()).exit_code, 2);
+  EXPECT_EQ(run_tool("qkeygen", q(tmp.file("positional")), tmp.path()).exit_code, 0);
 
   const std::string signed_out = tmp.file("signed.qmodel"), plain_out = tmp.file("plain.qmodel");
   auto conv = run_tool("qconvert", q(model) + " -o " + q(signed_out) + " -q --sign " + q(tmp.file("publisher.key")), tmp.path());

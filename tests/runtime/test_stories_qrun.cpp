@@ -144,5 +144,28 @@ TEST(Qrun, ErrorsAndUsage) {
   EXPECT_NE(r.err.find("missing.qmodel"), std::string::npos) << r.err;
 }
 
+// Arguments an attacker (or a typo) controls: refused as usage errors, or run with memory bounded
+// by the model's context.
+TEST(Qrun, HostileArguments) {
+  TempDir dir;
+  const std::string path = dir.file("tiny.qmodel");
+  ASSERT_TRUE(testing::write_tiny_model(path, testing::TinyModelSpec{}).ok());
+  const std::string model = "'" + path + "' ";
+  for (const char* args : {"--prompt-ids '1 -5'", "--prompt-ids 1 --threads 100000", "--prompt-ids 1 --top-p nan",
+                           "--prompt-ids 1 --temperature inf", "--prompt-ids 1 --max-new-tokens -3",
+                           "--prompt-ids 1 --max-new-tokens 99999999999999"}) {
+    auto r = run_tool("qrun", model + args, dir.path());
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.err;
+    EXPECT_FALSE(r.err.empty()) << args;
+  }
+  auto r = run_tool("qrun", model + "--prompt-ids 2147483647", dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("outside the vocabulary"), std::string::npos) << r.err;
+  // 4e9 new tokens: the KV cache stops at the model's 64 positions instead of asking for 4e9.
+  r = run_tool("qrun", model + "--prompt-ids 1 --max-new-tokens 4000000000 --ignore-eos --print-ids", dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("generation stops when it is full"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace qmodel::runtime
