@@ -3,7 +3,6 @@
 // output paths that are a directory or a dangling symbolic link, and a source file truncated while
 // it is being converted. After each: a clear message, the documented exit status, and no output
 // and no temporary file left behind.
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -30,19 +29,9 @@ using testing::read_all;
 using testing::run_tool;
 using testing::TempDir;
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+std::vector<std::string> entries(const std::string& dir) { return testing::directory_entries(dir); }
 
-std::vector<std::string> entries(const std::string& dir) {
-  std::vector<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (const dirent* e = ::readdir(d)) {
-      const std::string name = e->d_name;
-      if (name != "." && name != "..") out.push_back(name);
-    }
-    ::closedir(d);
-  }
-  return out;
-}
+std::string q(const std::string& s) { return "'" + s + "'"; }
 
 // A running qconvert with its stdout and stderr going to files in `scratch`.
 class Conversion {

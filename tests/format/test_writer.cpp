@@ -1,6 +1,5 @@
 // ModelWriter behaviour: atomic publish, overwrite policy, cleanup of the temporary file, option and
 // header validation, the header reservation.
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,6 +10,7 @@
 #include <cstdlib>
 
 #include "format_test_util.h"
+#include "support/temp_dir.h"
 
 namespace qmodel::format::test {
 namespace {
@@ -27,17 +27,7 @@ class WriterTest : public ::testing::Test {
     for (const std::string& name : entries()) std::remove((dir_ + "/" + name).c_str());
     ::rmdir(dir_.c_str());
   }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    if (DIR* d = ::opendir(dir_.c_str())) {
-      while (const dirent* e = ::readdir(d)) {
-        const std::string name = e->d_name;
-        if (name != "." && name != "..") out.push_back(name);
-      }
-      ::closedir(d);
-    }
-    return out;
-  }
+  std::vector<std::string> entries() const { return ::qmodel::testing::directory_entries(dir_); }
   std::string dir_;
 };
 

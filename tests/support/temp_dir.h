@@ -1,11 +1,13 @@
 // A unique temporary directory for one test, removed with everything in it at scope exit.
 #pragma once
 
+#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace qmodel::testing {
 
@@ -28,6 +30,19 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The names in `dir` (without "." and ".."), unsorted; empty when it cannot be read.
+inline std::vector<std::string> directory_entries(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name != "." && name != "..") out.push_back(name);
+    }
+    ::closedir(d);
+  }
+  return out;
+}
 
 // The shared assets folder, or "" (and the caller skips) when it is absent.
 inline std::string assets_dir() {
