@@ -6,9 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
+
+#include "qmodel/thread_pool.h"
 
 namespace qmodel::format {
 namespace {
@@ -19,6 +22,8 @@ constexpr char kPublicHeader[] = "qmodel-ed25519-public-key";
 constexpr uint64_t kSignedTrailerPrefix = 48;  // magic, algorithm, size, public key
 constexpr uint64_t kSignatureOffset = 48;
 constexpr size_t kMaxKeyFileBytes = 4096;
+constexpr uint64_t kHashChunkBytes = uint64_t{64} << 20;  // part of the signed message: fixed
+constexpr size_t kReadBytes = size_t{4} << 20;            // per-worker read buffer
 // Domain separation: a qmodel signature can never be replayed as a signature of anything else.
 constexpr char kDomain[] = "qmodel file signature v1";
 
@@ -47,16 +52,19 @@ std::string to_hex(const uint8_t* p, size_t n) {
   return s;
 }
 
-// The 64-byte message that is signed: BLAKE2b-512(domain || covered bytes || trailer prefix).
-class Digest {
+using Digest64 = std::array<uint8_t, crypto_generichash_BYTES_MAX>;
+
+class Blake2b {
  public:
-  Digest() {
-    crypto_generichash_init(&state_, nullptr, 0, crypto_generichash_BYTES_MAX);
-    update(reinterpret_cast<const uint8_t*>(kDomain), sizeof(kDomain));
-  }
+  Blake2b() { crypto_generichash_init(&state_, nullptr, 0, crypto_generichash_BYTES_MAX); }
   void update(const uint8_t* p, size_t n) { crypto_generichash_update(&state_, p, n); }
-  std::array<uint8_t, crypto_generichash_BYTES_MAX> final() {
-    std::array<uint8_t, crypto_generichash_BYTES_MAX> out{};
+  void update_u64(uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<uint8_t>(v >> (8 * i));
+    update(b, 8);
+  }
+  Digest64 final() {
+    Digest64 out{};
     crypto_generichash_final(&state_, out.data(), out.size());
     return out;
   }
@@ -64,6 +72,41 @@ class Digest {
  private:
   crypto_generichash_state state_;
 };
+
+// The 64-byte message that is signed (FORMAT.md §8): the covered bytes are hashed in 64 MiB
+// chunks, in parallel (one BLAKE2b-512 per chunk), and the message is BLAKE2b-512 of the domain,
+// the chunk size, the covered length, every chunk digest in order and the trailer prefix. A
+// single BLAKE2b stream runs at ~0.5-1 GB/s; the chunks let a workstation verify a multi-GB
+// file at the speed of all its cores.
+Result<Digest64> signed_message(uint64_t covered_bytes, const ReadAt& read, const uint8_t* trailer_prefix) {
+  const uint64_t n_chunks = (covered_bytes + kHashChunkBytes - 1) / kHashChunkBytes;
+  std::vector<Digest64> chunk_digests(static_cast<size_t>(n_chunks));
+  std::vector<Status> errors(static_cast<size_t>(n_chunks));
+  ThreadPool pool(0);
+  std::vector<std::vector<uint8_t>> buffers(pool.size());
+  pool.parallel_for(static_cast<size_t>(n_chunks), [&](size_t chunk, unsigned worker) {
+    std::vector<uint8_t>& buffer = buffers[worker];
+    buffer.resize(kReadBytes);
+    const uint64_t begin = chunk * kHashChunkBytes, end = std::min(covered_bytes, begin + kHashChunkBytes);
+    Blake2b h;
+    for (uint64_t pos = begin; pos < end;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(buffer.size(), end - pos));
+      errors[chunk] = read(pos, buffer.data(), n);
+      if (!errors[chunk].ok()) return;
+      h.update(buffer.data(), n);
+      pos += n;
+    }
+    chunk_digests[chunk] = h.final();
+  });
+  for (const Status& e : errors) QMODEL_RETURN_IF_ERROR(e);
+  Blake2b message;
+  message.update(reinterpret_cast<const uint8_t*>(kDomain), sizeof(kDomain));
+  message.update_u64(kHashChunkBytes);
+  message.update_u64(covered_bytes);
+  for (const Digest64& d : chunk_digests) message.update(d.data(), d.size());
+  message.update(trailer_prefix, kSignedTrailerPrefix);
+  return message.final();
+}
 
 // Reads a small file whole, refusing anything larger than kMaxKeyFileBytes.
 Result<std::string> read_small_file(const std::string& path) {
@@ -230,10 +273,11 @@ Status verify_signature(const std::string& name, ByteSpan file, uint64_t data_en
                                                        ": non-zero reserved byte in the signature trailer");
     }
   }
-  Digest digest;
-  digest.update(file.data(), static_cast<size_t>(info->trailer_offset));
-  digest.update(trailer, kSignedTrailerPrefix);
-  const auto message = digest.final();
+  auto copy_out = [&](uint64_t offset, uint8_t* buffer, size_t n) {
+    std::memcpy(buffer, file.data() + offset, n);  // memcpy is ~20x faster than the hash
+    return Status();
+  };
+  QMODEL_ASSIGN_OR_RETURN(const Digest64 message, signed_message(info->trailer_offset, copy_out, trailer));
   if (crypto_sign_verify_detached(trailer + kSignatureOffset, message.data(), message.size(), trusted.bytes.data()) != 0) {
     return Status(StatusCode::kChecksumMismatch,
                   error_location(name, "", static_cast<int64_t>(info->trailer_offset)) +
@@ -251,16 +295,7 @@ Result<std::array<uint8_t, kSignatureTrailerBytes>> make_signature_trailer(uint6
   put_u32(trailer.data() + 8, kSignatureAlgorithmEd25519Blake2b);
   put_u32(trailer.data() + 12, static_cast<uint32_t>(kSignatureTrailerBytes));
   std::memcpy(trailer.data() + 16, key.bytes.data() + 32, 32);
-  Digest digest;
-  std::vector<uint8_t> buffer(size_t{4} << 20);
-  for (uint64_t pos = 0; pos < covered_bytes;) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(buffer.size(), covered_bytes - pos));
-    QMODEL_RETURN_IF_ERROR(read(pos, buffer.data(), n));
-    digest.update(buffer.data(), n);
-    pos += n;
-  }
-  digest.update(trailer.data(), kSignedTrailerPrefix);
-  const auto message = digest.final();
+  QMODEL_ASSIGN_OR_RETURN(const Digest64 message, signed_message(covered_bytes, read, trailer.data()));
   crypto_sign_detached(trailer.data() + kSignatureOffset, nullptr, message.data(), message.size(), key.bytes.data());
   return trailer;
 }

@@ -5,8 +5,9 @@
 //   magic[8] "QMSIG01\n" | u32 algorithm (1) | u32 trailer_bytes (128) | public_key[32] |
 //   signature[64] | zero[16]
 // The signature is Ed25519 over a BLAKE2b-512 digest of every byte before the trailer (preamble,
-// header with every blob's XXH3, blobs, padding) followed by the trailer's first 48 bytes (so the
-// key id cannot be swapped). Changing any byte of the file breaks it.
+// header with every blob's XXH3, blobs, padding; hashed in 64 MiB chunks on all cores) and the
+// trailer's first 48 bytes (so the key id cannot be swapped); docs/FORMAT.md §8 gives the exact
+// message. Changing any byte of the file breaks it.
 //
 // Key files are text: a line "qmodel-ed25519-secret-key" (or "-public-key") and a line of hex
 // (64 secret-key bytes: libsodium's seed || public key; or 32 public-key bytes).
