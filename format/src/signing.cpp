@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "qmodel/thread_pool.h"
@@ -82,7 +83,9 @@ Result<Digest64> signed_message(uint64_t covered_bytes, const ReadAt& read, cons
   const uint64_t n_chunks = (covered_bytes + kHashChunkBytes - 1) / kHashChunkBytes;
   std::vector<Digest64> chunk_digests(static_cast<size_t>(n_chunks));
   std::vector<Status> errors(static_cast<size_t>(n_chunks));
-  ThreadPool pool(0);
+  // No more threads than chunks: a small file is hashed on the caller alone.
+  const uint64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  ThreadPool pool(static_cast<unsigned>(std::max<uint64_t>(1, std::min(n_chunks, cores))));
   std::vector<std::vector<uint8_t>> buffers(pool.size());
   pool.parallel_for(static_cast<size_t>(n_chunks), [&](size_t chunk, unsigned worker) {
     std::vector<uint8_t>& buffer = buffers[worker];
