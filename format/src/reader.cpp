@@ -30,6 +30,7 @@ struct ModelFile::Impl {
   ModelHeader header;
   std::vector<BlobEntry> blobs;  // every blob, sorted by offset (verified not to overlap)
   std::optional<SignatureInfo> signature;  // a signature trailer at the end, not yet trusted
+  bool signature_checked = false;           // verified at open against a trusted key
 
   mutable std::mutex mutex;
   mutable std::map<uint64_t, std::vector<uint8_t>> decompressed;  // by blob offset
@@ -57,7 +58,10 @@ struct ModelFile::Impl {
     QMODEL_ASSIGN_OR_RETURN(header, verify_model(path, bytes));
     index_blobs();
     signature = find_signature(bytes, data_end());
-    if (options.trusted_key) QMODEL_RETURN_IF_ERROR(verify_signature(path, bytes, data_end(), *options.trusted_key));
+    if (options.trusted_key) {
+      QMODEL_RETURN_IF_ERROR(verify_signature(path, bytes, data_end(), *options.trusted_key));
+      signature_checked = true;
+    }
     return options.verify_checksums ? checksum_all() : Status();
   }
 
@@ -84,7 +88,8 @@ struct ModelFile::Impl {
     QMODEL_RETURN_IF_ERROR(check_padding());
     // A trailer no key was asked for still has to be a valid signature under the key it names, so
     // its bytes cannot carry anything else either.
-    return signature ? verify_signature(path, bytes, data_end(), signature->signer) : Status();
+    // (One hash pass is enough: a trusted key already checked it at open.)
+    return signature && !signature_checked ? verify_signature(path, bytes, data_end(), signature->signer) : Status();
   }
 
   // Every byte of the data section outside the blobs (alignment padding, trailing bytes) must be
