@@ -104,6 +104,8 @@ TEST_F(SigningTest, AnyChangedByteFails) {
       {"first blob byte", first_blob.offset},
       {"last blob byte", trailer - 1},
       {"trailer magic", trailer},
+      {"trailer algorithm", trailer + 8},
+      {"trailer size field", trailer + 12},
       {"trailer public key", trailer + 20},
       {"signature", trailer + 50},
       {"trailer reserved bytes", trailer + 120},
